@@ -1,0 +1,90 @@
+"""Checkpoints that carry what is needed to rebuild the model: variant, nc, names, act, imgsz, pruning history."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.model.leafyolo import LeafYOLO
+
+REQUIRED_KEYS = ("variant", "nc", "names", "act", "imgsz", "model")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """Write to a temp file beside `path`, then rename, so an interrupted save never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def model_meta(model: LeafYOLO, names: list[str], imgsz: int, pruning_history: list | None = None) -> dict[str, Any]:
+    return {
+        "variant": model.variant,
+        "nc": model.nc,
+        "names": list(names),
+        "act": model.act,
+        "imgsz": int(imgsz),
+        "pruning_history": pruning_history or [],
+    }
+
+
+def save_checkpoint(path: str | Path, model: LeafYOLO, names: list[str], imgsz: int,
+                    pruning_history: list | None = None, **extra: Any) -> None:
+    """Save weights (float32 state dict) with the metadata needed by `load_model`; `extra` holds trainer state."""
+    state = {k: v.detach().float().cpu() if v.is_floating_point() else v.cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({**model_meta(model, names, imgsz, pruning_history), "model": state, **extra}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint dict; errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ValueError(f"checkpoint {path} is corrupt or not a LEAF-YOLO checkpoint: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path} is not a LEAF-YOLO checkpoint (expected a dict, got {type(ckpt).__name__})")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path} is missing keys {missing}; expected {list(REQUIRED_KEYS)}")
+    return ckpt
+
+
+def build_model(ckpt: dict[str, Any]) -> LeafYOLO:
+    """Rebuild the architecture described by a checkpoint (pruned ones included), without loading weights."""
+    model = LeafYOLO(ckpt["variant"], int(ckpt["nc"]), act=ckpt["act"])
+    if ckpt.get("pruning_history"):
+        from pipeline.prune import replay_pruning  # imported lazily: torch-pruning is only needed for pruned models
+
+        replay_pruning(model, ckpt["pruning_history"], int(ckpt["imgsz"]))
+    return model
+
+
+def load_model(path: str | Path, weights: str = "model") -> tuple[LeafYOLO, dict[str, Any]]:
+    """Rebuild and load a model from a checkpoint. `weights` picks 'model' or 'ema' weights when both exist."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt)
+    state = ckpt.get(weights) or ckpt["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path}: weights do not fit the {ckpt['variant']} architecture: {exc}") from exc
+    return model.eval(), ckpt
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
