@@ -1,0 +1,33 @@
+"""IoU-family measures for xyxy boxes (broadcasting over leading dimensions)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def box_iou_pairwise(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """IoU of broadcast-matched boxes a[..., 4] and b[..., 4] (xyxy)."""
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    return inter / (area_a + area_b - inter + eps)
+
+
+def box_ciou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Complete IoU (Zheng et al. 2020) of matched boxes: IoU minus centre-distance and aspect penalties."""
+    iou = box_iou_pairwise(a, b, eps)
+    enclose_wh = torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])
+    c2 = enclose_wh.pow(2).sum(-1) + eps
+    centre_a = (a[..., :2] + a[..., 2:]) / 2
+    centre_b = (b[..., :2] + b[..., 2:]) / 2
+    rho2 = (centre_a - centre_b).pow(2).sum(-1)
+    wa, ha = (a[..., 2] - a[..., 0]).clamp(min=eps), (a[..., 3] - a[..., 1]).clamp(min=eps)
+    wb, hb = (b[..., 2] - b[..., 0]).clamp(min=eps), (b[..., 3] - b[..., 1]).clamp(min=eps)
+    v = (4 / math.pi**2) * (torch.atan(wb / hb) - torch.atan(wa / ha)).pow(2)
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    return iou - rho2 / c2 - alpha * v

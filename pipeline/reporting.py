@@ -1,0 +1,57 @@
+"""Stage plumbing shared by every stage module: numbered progress lines, argv parsing and atomic metrics files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+class Steps:
+    """Prints `[distill 3/7] calibrating on 300 images`."""
+
+    def __init__(self, stage: str, total: int):
+        self.stage, self.total, self.n = stage, total, 0
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.n += 1
+        print(f"[{self.stage} {self.n}/{self.total}] {message}", flush=True)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def stage_args(description: str, *paths: tuple[str, str]) -> argparse.Namespace:
+    """Parse `--params` plus the stage's named paths (each required, exactly as listed in dvc.yaml)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    for name, help_text in paths:
+        parser.add_argument(f"--{name}", required=True, help=help_text)
+    return parser.parse_args()
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON via a temp file and rename, so a crash never leaves a half-written metrics file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=float)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected metrics file not found: {path} (run the stage that writes it first)")
+    return json.loads(path.read_text())
