@@ -70,6 +70,8 @@ class PruneParams:
     def __post_init__(self) -> None:
         if not 0.0 <= self.sparsity <= 0.95:
             raise ValueError(f"sparsity must be in [0, 0.95], got {self.sparsity}")
+        if self.importance not in ("l1", "l2"):
+            raise ValueError(f"importance must be 'l1' or 'l2', got {self.importance!r}")
 
 
 @dataclass(frozen=True)

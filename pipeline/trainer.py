@@ -198,7 +198,7 @@ class Trainer:
         scaler.update()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {float(loss)}; lower train.lr0 or check the labels")
-        parts["loss"] = float(loss) / imgs.shape[0]
+        parts["loss"] = float(loss.detach()) / imgs.shape[0]
         return parts
 
     def validate(self, model: nn.Module) -> dict[str, float]:
@@ -216,7 +216,7 @@ class Trainer:
         per_rank = max(1, self.p.batch_size // self.world)
         loader = DataLoader(self.train_set, batch_size=per_rank, shuffle=sampler is None, sampler=sampler,
                             num_workers=self.p.workers, collate_fn=collate, drop_last=len(self.train_set) > per_rank,
-                            generator=g, persistent_workers=self.p.workers > 0)
+                            generator=g)  # fresh workers each epoch, so set_epoch reaches them
         return loader, sampler
 
     def _live(self, resume: bool):

@@ -98,6 +98,7 @@ class MicroAttention(nn.Module):
     """Channel and spatial attention computed on a 1/8-channel squeeze of the input.
 
     z = 1x1(x) with c/8 channels; channel gate from pooled z, spatial gate from a depthwise 3x3 of z.
+    The spatial gate is expanded back to c maps (not one broadcast map), so every channel stays prunable.
     """
 
     def __init__(self, c: int, ratio: int = 8, act: str = "relu"):
@@ -107,7 +108,7 @@ class MicroAttention(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.channel = nn.Conv2d(r, c, 1)
         self.spatial_dw = ConvBNAct(r, r, 3, groups=r, act=act)
-        self.spatial = nn.Conv2d(r, 1, 1)
+        self.spatial = nn.Conv2d(r, c, 1)
         self.gate = nn.Hardsigmoid(inplace=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""Blocks, variants and the export form of the LEAF-YOLO family."""
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline.model.blocks import (CSPGhost, ConvBNAct, DWSeparable, GhostBottleneck, GhostModule,
+                                   InvertedResidualSE, MicroAttention, SPPFLite, SqueezeExcite, make_act)
+from pipeline.model.head import SharedHead
+from pipeline.model.leafyolo import LeafYOLO
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("block, c_out, stride, params", [
+    (ConvBNAct(8, 16, 3, 2), 16, 2, 8 * 16 * 9 + 2 * 16),
+    (DWSeparable(8, 16, 3, 1), 16, 1, 8 * 9 + 2 * 8 + 8 * 16 + 2 * 16),
+    (GhostModule(8, 16), 16, 1, 8 * 8 + 2 * 8 + 8 * 9 + 2 * 8),
+    (SqueezeExcite(16), 16, 1, 16 * 8 + 8 + 8 * 16 + 16),
+    (InvertedResidualSE(8, 16, 2, expand=2.0), 16, 2, None),
+    (MicroAttention(16), 16, 1, None),
+    (GhostBottleneck(16), 16, 1, None),
+    (CSPGhost(16, 32, 2), 32, 1, None),
+    (SPPFLite(16, 16), 16, 1, None),
+])
+def test_block_shapes_and_params(block, c_out, stride, params):
+    x = torch.randn(2, block_in(block), 16, 16)
+    y = block(x)
+    assert y.shape == (2, c_out, 16 // stride, 16 // stride)
+    if params is not None:
+        assert n_params(block) == params
+
+
+def block_in(block: nn.Module) -> int:
+    return next(m for m in block.modules() if isinstance(m, nn.Conv2d)).in_channels
+
+
+def test_ghost_module_concatenates_primary_and_cheap_features():
+    g = GhostModule(8, 16).eval()
+    x = torch.randn(1, 8, 8, 8)
+    primary = g.primary(x)
+    assert torch.equal(g(x)[:, :8], primary)
+    assert torch.allclose(g(x)[:, 8:], g.cheap(primary))
+
+
+def test_micro_attention_squeezes_to_one_eighth():
+    att = MicroAttention(64)
+    assert att.squeeze[0].out_channels == 8
+
+
+def test_inverted_residual_uses_skip_only_when_shapes_match():
+    assert InvertedResidualSE(16, 16, 1).residual
+    assert not InvertedResidualSE(16, 32, 1).residual
+    assert not InvertedResidualSE(16, 16, 2).residual
+
+
+def test_unknown_activation_is_named():
+    with pytest.raises(ValueError, match="gelu"):
+        make_act("gelu")
+
+
+def test_head_weights_are_shared_across_scales():
+    head = SharedHead(16, nc=3)
+    feats = [torch.randn(1, 16, s, s) for s in (8, 4, 2)]
+    boxes, logits = head(feats)
+    assert boxes.shape == (1, 64 + 16 + 4, 4) and logits.shape == (1, 84, 3)
+    # one set of conv weights: parameters do not grow with the number of levels (only a Scale per level)
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(1 for c in convs if c.out_channels == 3) == 1
+
+
+@pytest.mark.parametrize("variant, lo, hi", [
+    ("leafyolo_u", 600_000, 800_000), ("leafyolo_n", 1_000_000, 1_400_000), ("leafyolo_s", 2_200_000, 2_800_000)])
+def test_variant_parameter_budgets(variant, lo, hi):
+    assert lo <= n_params(LeafYOLO(variant, nc=80)) <= hi
+
+
+def test_export_form_has_separate_box_and_score_tensors():
+    m = LeafYOLO("leafyolo_u", nc=3).eval()
+    boxes, scores = m(torch.rand(2, 3, 64, 64))
+    n = 8 * 8 + 4 * 4 + 2 * 2
+    assert boxes.shape == (2, n, 4) and scores.shape == (2, n, 3)
+    assert (boxes >= 0).all() and (scores >= 0).all() and (scores <= 1).all()
+    b2, logits, feats = m.forward_train(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, n, 3) and [f.shape[-1] for f in feats] == [8, 4, 2]
+
+
+def test_invalid_variant_and_nc():
+    with pytest.raises(ValueError, match="leafyolo_x"):
+        LeafYOLO("leafyolo_x")
+    with pytest.raises(ValueError, match="nc"):
+        LeafYOLO("leafyolo_u", nc=0)
