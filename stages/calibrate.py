@@ -1,0 +1,44 @@
+"""Stage `calibrate` (PTQ): NNCF post-training quantisation of the fine-tuned model into an INT8 (QDQ) ONNX for
+onnxruntime, on `calibrate.subset_size` training images; that exact calibration set is saved for the TFLite stage.
+Decoding and NMS are outside the graph, so they are never quantised."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pipeline.calibration import draw_calibration_images
+from pipeline.checkpoint import load_model
+from pipeline.config import load_section
+from pipeline.export.onnx_export import export_onnx
+from pipeline.export.quantize import quantization_report, quantize_onnx_int8, save_calibration_set
+from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.stage_params import CalibrateParams, OnnxParams
+
+
+def main() -> None:
+    args = stage_args(__doc__, ("data", "data.yaml from the data stage"), ("model", "fine-tuned checkpoint"),
+                      ("calib", "calibration set .npy to write"), ("out", "INT8 QDQ ONNX to write"),
+                      ("metrics", "metrics JSON to write"))
+    p = load_section(args.params, "calibrate", CalibrateParams)
+    opset = load_section(args.params, "onnx", OnnxParams).opset
+    step = Steps("calibrate", 4)
+    model, ckpt = load_model(args.model)
+    imgsz = int(ckpt["imgsz"])
+    step(f"drawing {p.subset_size} calibration images at {imgsz}px from the training split")
+    images = draw_calibration_images(args.data, imgsz, p.subset_size, p.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        step("exporting the FP32 graph NNCF starts from")
+        export_onnx(model, fp32, imgsz, opset=opset)
+        step(f"calibrating on {len(images)} images (NNCF, preset {p.preset})")
+        quantize_onnx_int8(fp32, args.out, images, preset=p.preset)
+        report = quantization_report(fp32, args.out, images[: min(16, len(images))])
+    save_calibration_set(images, args.calib)
+    step(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes) and {args.calib}")
+    write_json(args.metrics, {"subset_size": p.subset_size, "preset": p.preset,
+                              "size_bytes": Path(args.out).stat().st_size, **report})
+
+
+if __name__ == "__main__":
+    main()

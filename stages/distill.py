@@ -1,0 +1,40 @@
+"""Stage `distill`: train the student (`leafyolo_u`) with knowledge distillation from the frozen teacher.
+
+loss = alpha * (class-score KL + neck feature imitation) + (1 - alpha) * detection loss; alpha=0 trains alone.
+"""
+
+from __future__ import annotations
+
+from pipeline.checkpoint import count_params, load_model
+from pipeline.config import load_section
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.distill import DistillWeights
+from pipeline.model.leafyolo import LeafYOLO
+from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.stage_params import DistillParams
+from pipeline.training_run import train_model
+
+
+def main() -> None:
+    args = stage_args(__doc__, ("data", "data.yaml from the data stage"), ("teacher", "teacher checkpoint"),
+                      ("out", "student checkpoint to write"), ("metrics", "metrics JSON to write"),
+                      ("live", "dvclive folder for per-epoch logs"),
+                      ("work", "folder for the per-epoch resume checkpoint (not a DVC output)"))
+    p = load_section(args.params, "distill", DistillParams)
+    data = load_data_yaml(args.data)
+    step = Steps("distill", 3)
+    step(f"loading teacher {args.teacher}")
+    teacher, _ = load_model(args.teacher)
+    student = LeafYOLO(p.variant, data.nc, act=p.act)
+    weights = DistillWeights(p.alpha, p.temperature, p.cls_weight, p.feat_weight)
+    step(f"training {p.variant} ({count_params(student):,} params) for {p.train.epochs} epochs, alpha={p.alpha}")
+    result = train_model(student, args.data, p.train, args.out, args.work,
+                         teacher=teacher if p.alpha > 0 else None, distill=weights, log_dir=args.live)
+    metrics = {"params": count_params(student), "alpha": p.alpha, "images_per_second": result.images_per_second,
+               **result.metrics}
+    step(f"wrote {args.out}: {metrics}")
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()

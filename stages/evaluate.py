@@ -1,0 +1,42 @@
+"""Stage `evaluate`: mAP50 and mAP50-95 of every artifact with its own runtime (torch after distill, prune and
+fine-tune; ONNX FP32/FP16; ONNX INT8 under onnxruntime; TFLite INT8 under LiteRT), file sizes, parameters and
+single-thread CPU latency. Writes the metrics JSON and the data of two plots (mAP vs size, precision-recall)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.artifact_eval import evaluate_artifacts, mean_pr_curve
+from pipeline.checkpoint import count_params, load_model
+from pipeline.config import load_section
+from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.stage_params import EvaluateParams
+
+CHAIN = ("distill", "prune", "finetune", "onnx_fp32", "onnx_fp16", "onnx_int8", "tflite_int8")
+
+
+def main() -> None:
+    args = stage_args(__doc__, ("data", "data.yaml"), *((name, f"{name} artifact") for name in CHAIN),
+                      ("metrics", "metrics JSON to write"), ("size_plot", "mAP-vs-size plot data to write"),
+                      ("pr_plot", "precision-recall plot data of the final file to write"))
+    p = load_section(args.params, "evaluate", EvaluateParams)
+    step = Steps("evaluate", 2)
+    final_model, ckpt = load_model(args.finetune)
+    artifacts = {name: Path(getattr(args, name)) for name in CHAIN}
+    step(f"evaluating {len(artifacts)} artifacts on the val split at {ckpt['imgsz']}px")
+    out = evaluate_artifacts(args.data, artifacts, count_params(final_model), int(ckpt["imgsz"]), p)
+    figures = out["artifacts"]
+    fp32, final = figures["finetune"], figures["tflite_int8"]
+    metrics = {"artifacts": figures, "final": {"map50": final["map50"], "map": final["map"],
+                                               "size_bytes": final["size_bytes"], "params": final["params"],
+                                               "int8_drop_map50": fp32["map50"] - final["map50"]}}
+    write_json(args.metrics, metrics)
+    write_json(args.size_plot, [{"artifact": k, "size_bytes": v["size_bytes"], "map50": v["map50"], "map": v["map"]}
+                                for k, v in figures.items()])
+    write_json(args.pr_plot, mean_pr_curve(out["pr_curve"]["tflite_int8"]))
+    step("  ".join(f"{k}: mAP50 {v['map50']:.3f} {v['size_bytes']:,} B {v['latency_ms_median']:.1f} ms"
+                   for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Stage `finetune`: recover the accuracy of the pruned student (optionally still distilling: finetune.alpha)."""
+
+from __future__ import annotations
+
+from pipeline.checkpoint import count_params, load_model
+from pipeline.config import load_section
+from pipeline.distill import DistillWeights
+from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.stage_params import FinetuneParams
+from pipeline.training_run import train_model
+
+
+def main() -> None:
+    args = stage_args(__doc__, ("data", "data.yaml from the data stage"), ("model", "pruned checkpoint"),
+                      ("teacher", "teacher checkpoint (used when finetune.alpha > 0)"),
+                      ("out", "fine-tuned checkpoint to write"), ("metrics", "metrics JSON to write"),
+                      ("live", "dvclive folder for per-epoch logs"),
+                      ("work", "folder for the per-epoch resume checkpoint (not a DVC output)"))
+    p = load_section(args.params, "finetune", FinetuneParams)
+    step = Steps("finetune", 3)
+    step(f"loading {args.model}")
+    model, ckpt = load_model(args.model)
+    teacher = load_model(args.teacher)[0] if p.alpha > 0 else None
+    step(f"fine-tuning {count_params(model):,} params for {p.train.epochs} epochs"
+         + (f", distilling with alpha={p.alpha}" if teacher is not None else ""))
+    result = train_model(model.train(), args.data, p.train, args.out, args.work, teacher=teacher,
+                         distill=DistillWeights(p.alpha, p.temperature) if teacher is not None else None,
+                         pruning_history=ckpt.get("pruning_history"), log_dir=args.live)
+    metrics = {"params": count_params(model), "images_per_second": result.images_per_second, **result.metrics}
+    step(f"wrote {args.out}: {metrics}")
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Stage `gate`: exit non-zero unless the INT8 TFLite is under `gate.max_bytes`, its mAP50 is at least
+`gate.min_map50`, and its mAP50 drop from the FP32 fine-tuned model is at most `gate.max_int8_drop`.
+`gate.json` (every figure and verdict) is written before the exit."""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline.config import load_section
+from pipeline.gate import check_budgets, failure_message
+from pipeline.reporting import read_json, stage_args, write_json
+from pipeline.stage_params import GateParams
+
+
+def main() -> int:
+    args = stage_args(__doc__, ("metrics", "metrics JSON of the evaluate stage"), ("out", "gate.json to write"))
+    p = load_section(args.params, "gate", GateParams)
+    final = read_json(args.metrics)["final"]
+    verdict = check_budgets(final, p)
+    write_json(args.out, verdict)
+    if not verdict["passed"]:
+        print(failure_message(verdict), file=sys.stderr)
+        return 1
+    print("gate passed: " + ", ".join(f"{k} = {c['value']:.4g} ({c['rule']} {c['limit']:.4g})"
+                                      for k, c in verdict["checks"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Stage `onnx`: FP32 ONNX (opset from params, onnxsim-simplified, `onnx.checker` clean, parity-checked against
+torch) plus an FP16 ONNX, both with FP32 input/output and post-processing left outside the graph."""
+
+from __future__ import annotations
+
+from pipeline.checkpoint import load_model
+from pipeline.config import load_section
+from pipeline.export.onnx_export import export_onnx
+from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.stage_params import OnnxParams
+
+
+def main() -> None:
+    args = stage_args(__doc__, ("model", "fine-tuned checkpoint"), ("out", "FP32 ONNX to write"),
+                      ("fp16", "FP16 ONNX to write"), ("metrics", "metrics JSON to write"))
+    p = load_section(args.params, "onnx", OnnxParams)
+    step = Steps("onnx", 2)
+    model, ckpt = load_model(args.model)
+    step(f"exporting {args.model} at {ckpt['imgsz']}px, opset {p.opset}")
+    info = export_onnx(model, args.out, int(ckpt["imgsz"]), opset=p.opset, simplify=p.simplify, fp16_path=args.fp16)
+    step(f"wrote {args.out} ({info['size_bytes']:,} bytes, parity vs torch {info['parity']}) and {args.fp16}")
+    write_json(args.metrics, {k: v for k, v in info.items() if not k.endswith("path")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Run the exact commands of dvc.yaml in a scratch folder (with its own params.yaml), for the stage tests."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ORDER = ("data", "teacher", "distill", "prune", "finetune", "calibrate", "onnx", "tflite", "evaluate", "gate")
+
+
+def stage_command(stage: str) -> list[str]:
+    cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"]
+    argv = shlex.split(cmd)
+    assert argv[0] == "python", cmd
+    return [sys.executable, *argv[1:]]
+
+
+def run_stage(stage: str, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    return subprocess.run(stage_command(stage), cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_params(workdir: Path, **overrides: dict) -> Path:
+    """tests/tiny_params.yaml with per-section overrides, written to workdir/params.yaml."""
+    params = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    path = workdir / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path

@@ -1,0 +1,129 @@
+"""Every DVC stage, run with its exact dvc.yaml command on a tiny params set in a scratch folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.stage_runner import ORDER, run_stage, write_params
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Path:
+    """The whole chain, data to evaluate, once for this module."""
+    work = tmp_path_factory.mktemp("chain")
+    write_params(work)
+    for stage in ORDER[:-1]:
+        proc = run_stage(stage, work)
+        assert proc.returncode == 0, f"stage {stage} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        assert f"[{stage} 1/" in proc.stdout  # numbered progress
+    return work
+
+
+def test_data_stage_writes_dataset_and_report(chain):
+    report = read(chain / "artifacts/data/report.json")
+    assert report["splits"]["train"]["images"] == 16 and report["splits"]["val"]["images"] == 8
+    assert sum(report["splits"]["train"]["boxes_per_class"].values()) == report["splits"]["train"]["boxes"] > 0
+    assert (chain / "artifacts/data/dataset/data.yaml").is_file()
+
+
+def test_training_stages_write_checkpoints_metrics_and_logs(chain):
+    for stage in ("teacher", "distill", "finetune"):
+        metrics = read(chain / f"artifacts/{stage}/metrics.json")
+        assert {"val/map50", "val/map", "params", "images_per_second"} <= set(metrics)
+        assert (chain / f"artifacts/{stage}/live/plots/metrics/train/loss.tsv").is_file()
+        assert not (chain / f"artifacts/.resume/{stage}/last.pt").exists()
+    assert read(chain / "artifacts/distill/metrics.json")["train/kd_feat"] > 0
+
+
+def test_prune_stage_lands_on_the_sparsity(chain):
+    m = read(chain / "artifacts/prune/metrics.json")
+    assert m["params_after"] < m["params_before"] and m["flops_after"] < m["flops_before"]
+    assert abs(m["achieved_sparsity"] - 0.3) <= 0.02
+    ckpt = torch.load(chain / "artifacts/prune/model.pt", weights_only=False)
+    assert ckpt["pruning_history"]
+
+
+def test_export_stages(chain):
+    onnx_m = read(chain / "artifacts/onnx/metrics.json")
+    assert max(onnx_m["parity"].values()) < 1e-4
+    assert (chain / "artifacts/onnx/model_fp16.onnx").stat().st_size < (chain / "artifacts/onnx/model_fp32.onnx").stat().st_size
+    assert read(chain / "artifacts/calibrate/metrics.json")["subset_size"] == 8
+    tfl = chain / "artifacts/tflite/model_int8.tflite"
+    assert 0 < tfl.stat().st_size < 1_000_000
+
+
+def test_evaluate_stage_covers_every_artifact(chain):
+    m = read(chain / "artifacts/evaluate/metrics.json")
+    assert set(m["artifacts"]) == {"distill", "prune", "finetune", "onnx_fp32", "onnx_fp16", "onnx_int8", "tflite_int8"}
+    for figures in m["artifacts"].values():
+        assert 0 <= figures["map50"] <= 1 and figures["size_bytes"] > 0 and figures["latency_ms_median"] > 0
+    # FP32 ONNX and the torch model it came from score the same
+    assert m["artifacts"]["onnx_fp32"]["map50"] == pytest.approx(m["artifacts"]["finetune"]["map50"], abs=0.02)
+    size_plot = read(chain / "artifacts/evaluate/map_vs_size.json")
+    assert len(size_plot) == 7 and {"size_bytes", "map50"} <= set(size_plot[0])
+    assert len(read(chain / "artifacts/evaluate/pr_curve.json")) == 101
+
+
+def test_gate_fails_for_a_one_epoch_model_and_says_why(chain):
+    proc = run_stage("gate", chain)
+    assert proc.returncode != 0
+    verdict = read(chain / "artifacts/gate/gate.json")  # written before the exit
+    assert verdict["passed"] is False and verdict["checks"]["map50"]["passed"] is False
+    assert "map50" in proc.stderr and "limit >= 0.3" in proc.stderr
+
+
+def test_gate_passes_within_budgets(chain, tmp_path):
+    work = tmp_path / "gate"
+    (work / "artifacts/evaluate").mkdir(parents=True)
+    shutil.copy(chain / "artifacts/evaluate/metrics.json", work / "artifacts/evaluate/metrics.json")
+    write_params(work, gate={"min_map50": 0.0, "max_int8_drop": 1.0})
+    proc = run_stage("gate", work)
+    assert proc.returncode == 0, proc.stderr
+    assert read(work / "artifacts/gate/gate.json")["passed"] is True
+
+
+def test_gate_size_budget_names_the_file_size(chain, tmp_path):
+    work = tmp_path / "gate"
+    (work / "artifacts/evaluate").mkdir(parents=True)
+    shutil.copy(chain / "artifacts/evaluate/metrics.json", work / "artifacts/evaluate/metrics.json")
+    write_params(work, gate={"max_bytes": 1000, "min_map50": 0.0, "max_int8_drop": 1.0})
+    proc = run_stage("gate", work)
+    assert proc.returncode != 0 and "size_bytes" in proc.stderr and "1000" in proc.stderr
+
+
+@pytest.mark.parametrize("stage, section, values, key", [
+    ("prune", "prune", {"sparsity": 1.2}, "prune.sparsity"),
+    ("prune", "prune", {"sparsity": -0.1}, "prune.sparsity"),
+    ("finetune", "finetune", {"train": {"epochs": 0}}, "finetune.train.epochs"),
+    ("calibrate", "calibrate", {"subset_size": 1000}, "calibrate.subset_size"),
+    ("teacher", "teacher", {"variant": "leafyolo_xl"}, "teacher.variant"),
+])
+def test_bad_params_stop_the_stage_naming_the_key_and_keep_artifacts(chain, tmp_path, stage, section, values, key):
+    work = tmp_path / "bad"
+    shutil.copytree(chain / "artifacts", work / "artifacts")
+    write_params(work, **{section: values})
+    outputs = {p: p.read_bytes() for p in (work / "artifacts").rglob("*.pt")}
+    proc = run_stage(stage, work)
+    assert proc.returncode != 0 and key in proc.stderr, proc.stderr[-2000:]
+    assert all(p.read_bytes() == data for p, data in outputs.items())
+
+
+def test_missing_and_corrupt_checkpoints_are_named(chain, tmp_path):
+    work = tmp_path / "ckpt"
+    shutil.copytree(chain / "artifacts", work / "artifacts")
+    write_params(work)
+    (work / "artifacts/distill/model.pt").write_bytes(b"not a checkpoint")
+    proc = run_stage("prune", work)
+    assert proc.returncode != 0 and "artifacts/distill/model.pt" in proc.stderr and "corrupt" in proc.stderr
+    (work / "artifacts/distill/model.pt").unlink()
+    proc = run_stage("prune", work)
+    assert proc.returncode != 0 and "checkpoint not found: artifacts/distill/model.pt" in proc.stderr
