@@ -1,0 +1,90 @@
+"""Shared helpers of the export package: the project error, atomic writes, ONNX loading with a clear message."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("boxes", "scores")
+
+
+class ExportError(RuntimeError):
+    """An export/conversion step failed; the message names the file and the underlying tool's message."""
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write to a temp file beside `path`, then rename, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_copy(src: str | Path, dst: str | Path) -> Path:
+    """Copy `src` to a temp file beside `dst`, then rename onto `dst`."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dst
+
+
+def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
+    return atomic_write_bytes(model.SerializeToString(), path)
+
+
+def load_onnx(path: str | Path, check: bool = True) -> onnx.ModelProto:
+    """Load and (optionally) run `onnx.checker`; any failure raises ExportError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # truncated / not protobuf
+        raise ExportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from e
+    if check:
+        check_onnx(model, path)
+    return model
+
+
+def check_onnx(model: onnx.ModelProto, path: str | Path) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:
+        raise ExportError(f"{path}: onnx.checker failed: {e}") from e
+    if not model.graph.node:
+        raise ExportError(f"{path}: ONNX graph has no nodes")
+
+
+def check_images(images: np.ndarray, what: str) -> np.ndarray:
+    """Validate float NCHW [n, 3, S, S] images in [0, 1]; returns them as float32 (ValueError naming `what`)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3] or images.shape[0] < 1:
+        raise ValueError(f"{what}: expected float images [n, 3, S, S], got shape {images.shape}")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"{what}: expected float images in [0, 1], got dtype {images.dtype}")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(f"{what}: image values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
+    return images.astype(np.float32, copy=False)

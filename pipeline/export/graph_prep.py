@@ -1,0 +1,110 @@
+"""Exact rewrites of the FP32 ONNX graph before onnx2tf (the ONNX files we ship are not changed).
+
+1. Constant nodes become initializers, and a float scalar consumed only by elementwise ops becomes shape
+   [1]: onnx2tf 1.28's strict-mode accuracy correction crashes on a scalar Constant operand of Mul
+   ("Output tensors of a Functional model must be the output of a TensorFlow Layer. Found: 16.0").
+2. Scalar multipliers after a Conv are folded into its weights: `Conv -> Mul(c)` and
+   `Conv -> Relu -> Mul(c > 0)` (the head's `relu(scale * box) * stride`). Otherwise TFLite's full-INT8
+   converter gives the pre-multiply tensor the scale of the final `boxes` output (concat and reshape share
+   scales), e.g. 0.27 px steps on values ~2 before `* 32`: ~4 px box error at stride 32. Strides are
+   powers of two, so the folded weights are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"}
+
+
+def prepare_for_onnx2tf(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Return a rewritten copy of `model` (see the module docstring); outputs are mathematically unchanged."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    _constants_to_initializers(model.graph)
+    while _fold_one_scalar_mul(model.graph):
+        pass
+    _drop_unused_initializers(model.graph)
+    return model
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            out.setdefault(name, []).append(node)
+    for o in graph.output:
+        out.setdefault(o.name, []).append(None)  # a graph output counts as a use
+    return out
+
+
+def _constants_to_initializers(graph: onnx.GraphProto) -> None:
+    uses = _consumers(graph)
+    keep = []
+    for node in graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        if node.op_type != "Constant" or set(attrs) != {"value"}:
+            keep.append(node)
+            continue
+        arr = numpy_helper.to_array(attrs["value"].t)
+        ops = {n.op_type if n is not None else None for n in uses.get(node.output[0], [])}
+        if arr.ndim == 0 and arr.dtype.kind == "f" and ops and ops <= _ELEMENTWISE:
+            arr = arr.reshape(1)
+        graph.initializer.append(numpy_helper.from_array(arr, node.output[0]))
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def _scalar(graph: onnx.GraphProto, name: str) -> float | None:
+    for init in graph.initializer:
+        if init.name == name:
+            arr = numpy_helper.to_array(init)
+            return float(arr.reshape(-1)[0]) if arr.size == 1 and arr.dtype.kind == "f" else None
+    return None
+
+
+def _fold_one_scalar_mul(graph: onnx.GraphProto) -> bool:
+    """Fold one `Conv [-> Relu] -> Mul(scalar)` chain; True when something was folded."""
+    uses = _consumers(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = {i.name: i for i in graph.initializer}
+    for mul in graph.node:
+        if mul.op_type != "Mul":
+            continue
+        for k in (0, 1):
+            c = _scalar(graph, mul.input[1 - k])
+            prev = producer.get(mul.input[k])
+            if c is None or prev is None or len(uses[prev.output[0]]) != 1:
+                continue
+            via_relu = prev.op_type == "Relu"
+            if via_relu and c <= 0:
+                continue
+            conv = producer.get(prev.input[0]) if via_relu else prev
+            if conv is None or conv.op_type != "Conv" or conv.input[1] not in inits:
+                continue
+            if via_relu and len(uses[conv.output[0]]) != 1:
+                continue
+            if len(conv.input) > 2 and conv.input[2] not in inits:
+                continue
+            _scale_conv(graph, conv, inits, c)
+            prev.output[0] = mul.output[0]
+            graph.node.remove(mul)
+            return True
+    return False
+
+
+def _scale_conv(graph: onnx.GraphProto, conv: onnx.NodeProto, inits: dict, c: float) -> None:
+    """Give `conv` its own weight (and bias) initializers multiplied by `c` (shared ones are left as they are)."""
+    for slot in range(1, min(len(conv.input), 3)):
+        arr = numpy_helper.to_array(inits[conv.input[slot]])
+        name = f"{conv.input[slot]}_x{c:g}_{conv.name or conv.output[0]}"
+        graph.initializer.append(numpy_helper.from_array((arr * np.asarray(c, arr.dtype)).astype(arr.dtype), name))
+        conv.input[slot] = name
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)

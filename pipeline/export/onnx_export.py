@@ -1,0 +1,162 @@
+"""PyTorch -> ONNX (FP32, simplified, checked, parity-tested) and an FP16-weight copy with FP32 I/O.
+
+The graph ends at `(boxes [B,N,4], scores [B,N,nc])` (see CONTRACTS.md); decoding and NMS stay outside.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_onnx, save_onnx
+
+# FP16 weights and activations vs the FP32 graph on the parity input: |scores| diff and |boxes| diff / box scale.
+FP16_SCORE_ATOL = 1e-2
+FP16_BOX_RTOL = 1e-2
+
+
+def parity_input(imgsz: int, batch: int = 1, seed: int = 0) -> np.ndarray:
+    """Deterministic random image batch in [0, 1], float32 NCHW."""
+    return np.random.default_rng(seed).random((batch, 3, imgsz, imgsz), dtype=np.float32)
+
+
+def ort_session(model: onnx.ModelProto | str | Path, threads: int = 1):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model: onnx.ModelProto | str | Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run with onnxruntime; returns {output_name: array}. A fixed-batch graph is run in chunks of its batch."""
+    sess = ort_session(model)
+    inp = sess.get_inputs()[0]
+    names = [o.name for o in sess.get_outputs()]
+    step = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)
+    if len(x) % step:
+        raise ValueError(f"batch {len(x)} is not a multiple of the graph's fixed batch {step}")
+    x = x.astype(np.float32)
+    chunks = [sess.run(names, {inp.name: x[i:i + step]}) for i in range(0, len(x), step)]
+    return {n: np.concatenate([c[k] for c in chunks]) for k, n in enumerate(names)}
+
+
+def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def _torch_to_onnx(model: nn.Module, imgsz: int, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    buf = io.BytesIO()
+    dynamic_axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript-exporter deprecation / tracer warnings
+        torch.onnx.export(
+            model, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes, do_constant_folding=True,
+        )
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _simplify(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    import onnxsim
+
+    try:
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as e:
+        raise ExportError(f"{path}: onnxsim failed: {e}") from e
+    if not ok:
+        raise ExportError(f"{path}: onnxsim could not validate the simplified model")
+    return simplified
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 weights and compute, FP32 `images`/`boxes`/`scores` (Cast nodes at the edges).
+
+    Uses the float16 converter shipped with onnxruntime (`onnxruntime.transformers.float16`, a maintained
+    copy of onnxconverter-common's), so no extra package is needed.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    _toposort(half.graph)  # the converter appends the input Casts at the end of the node list
+    return half
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Reorder `graph.node` in place so every node follows the producers of its inputs (stable)."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = [n for n in pending if not all(i in ready for i in n.input)]
+        done = [n for n in pending if all(i in ready for i in n.input)]
+        if not done:
+            raise ExportError(f"graph has a cycle or a dangling input near node {rest[0].name!r}")
+        for n in done:
+            ready.update(n.output)
+        ordered += done
+        pending = rest
+    copies = [onnx.NodeProto.FromString(n.SerializeToString()) for n in ordered]
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13, simplify: bool = True,
+                fp16_path: str | Path | None = None, dynamic_batch: bool = False) -> dict:
+    """Export `model` (its export form `model(x) -> (boxes, scores)`) to ONNX at `path`.
+
+    Steps: TorchScript exporter (`dynamo=False`: small, stable graphs) -> onnxsim -> `onnx.checker` -> atomic
+    write -> onnxruntime parity against torch on `parity_input(imgsz)`. With `fp16_path`, also writes an
+    FP16-weight copy with FP32 I/O and compares it with the FP32 graph.
+
+    Returns {path, opset, size_bytes, parity: {boxes, scores} (max abs diff vs torch), seconds,
+    [fp16_path, fp16_size_bytes, fp16_diff: {boxes, scores}]}.
+    """
+    if imgsz % 32:
+        raise ValueError(f"imgsz must be a multiple of 32, got {imgsz}")
+    path = Path(path)
+    t0 = time.perf_counter()
+    model = model.eval().float().cpu()
+    proto = _torch_to_onnx(model, imgsz, opset, dynamic_batch)
+    if simplify:
+        proto = _simplify(proto, path)
+    check_onnx(proto, path)
+    names = [o.name for o in proto.graph.output]
+    if names != list(OUTPUT_NAMES) or proto.graph.input[0].name != INPUT_NAME:
+        raise ExportError(f"{path}: expected input {INPUT_NAME!r} and outputs {OUTPUT_NAMES}, got {names}")
+    save_onnx(proto, path)
+
+    x = parity_input(imgsz, batch=2 if dynamic_batch else 1)
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(torch.from_numpy(x))]
+    got = run_onnx(path, x)
+    parity = {n: _max_abs(got[n], r) for n, r in zip(OUTPUT_NAMES, ref)}
+    result = {
+        "path": str(path), "opset": opset, "size_bytes": path.stat().st_size, "parity": parity,
+        "simplified": simplify, "dynamic_batch": dynamic_batch,
+    }
+    if fp16_path is not None:
+        fp16_path = Path(fp16_path)
+        try:
+            half = to_fp16(proto)
+        except Exception as e:
+            raise ExportError(f"{fp16_path}: FP16 conversion of {path} failed: {e}") from e
+        check_onnx(half, fp16_path)
+        save_onnx(half, fp16_path)
+        got16 = run_onnx(fp16_path, x)
+        result.update(
+            fp16_path=str(fp16_path), fp16_size_bytes=fp16_path.stat().st_size,
+            fp16_diff={n: _max_abs(got16[n], got[n]) for n in OUTPUT_NAMES},
+        )
+    result["seconds"] = time.perf_counter() - t0
+    return result

@@ -1,0 +1,257 @@
+"""FP32 ONNX -> full-INT8 TFLite (int8 input and outputs) through onnx2tf 1.28, calibrated on our own images.
+
+Layout of the result: input `images` is NHWC int8 [1, S, S, 3] with scale 1/255 and zero point -128 when
+calibrated on [0, 1] images (so int8 = uint8 pixel - 128 exactly); outputs keep the ONNX layout
+`boxes` [1, N, 4] and `scores` [1, N, nc] (not transposed) but may come in another order and are named
+`PartitionedCall:k`, so the mapping is recorded in the returned dict (`outputs`).
+
+onnx2tf traps handled here:
+- it downloads `calibration_image_sample_data_20x128x128x3_float32.npy` into the working directory for any
+  4-D image input (for its internal ONNX-vs-TF checks) unless the file is there: we write it from OUR
+  calibration images (NHWC float32 in [0, 1], the normalisation it expects) in a private work directory and
+  chdir there for the conversion (cwd restored afterwards), so no network is used;
+- the INT8 calibration itself uses `custom_input_op_name_np_data_path=[["images", npy, 0, 1]]` (NHWC float32
+  [0, 1], mean 0, std 1 -> the representative data is exactly the model input);
+- a full-INT8 conversion failure is only a warning inside onnx2tf, and some errors end in `sys.exit(1)`:
+  both are turned into `ExportError` naming the ONNX file and quoting onnx2tf's log;
+- scalar `Constant` operands (the `* stride` of the box branch) crash onnx2tf's strict-mode accuracy
+  correction, and a `* stride` after the last conv costs ~stride/8 px of INT8 box error: the graph given to
+  onnx2tf is first rewritten exactly by `graph_prep.prepare_for_onnx2tf`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.export.common import INPUT_NAME, ExportError, atomic_copy, check_images, load_onnx, save_onnx
+from pipeline.export.graph_prep import prepare_for_onnx2tf
+
+SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+ONNX2TF_OPTIONS = {
+    "output_integer_quantized_tflite": True,  # -> *_full_integer_quant.tflite (also float32/16, dynamic, int16)
+    "input_quant_dtype": "int8",
+    "output_quant_dtype": "int8",
+    "non_verbose": True,  # onnx2tf log level "error"; the full log is kept in the work dir
+}
+
+
+@contextlib.contextmanager
+def _captured_output(log_path: Path):
+    """Send Python prints and the C++ (fd 1/2) chatter of TF/onnx2tf to `log_path`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            log.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _log_excerpt(log_path: Path, lines: int = 25) -> str:
+    if not log_path.is_file():
+        return ""
+    text = [ln.replace("\x1b[31m", "").replace("\x1b[0m", "") for ln in log_path.read_text(errors="replace").splitlines()]
+    errors = [ln for ln in text if "ERROR" in ln or "Error" in ln]
+    picked = errors[-lines:] if errors else text[-lines:]
+    return "\n".join(picked)
+
+
+def _run_onnx2tf(onnx_path: Path, source: Path, workdir: Path, calib_npy: Path, options: dict) -> Path:
+    """Run onnx2tf.convert in `workdir` (cwd restored); returns the saved_model folder."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    out_folder = workdir / "tf"
+    shutil.rmtree(out_folder, ignore_errors=True)  # never pick up a previous run's files
+    log_path = workdir / "onnx2tf.log"
+    cwd = os.getcwd()
+    try:
+        with _captured_output(log_path):
+            import onnx2tf
+
+            os.chdir(workdir)
+            onnx2tf.convert(
+                input_onnx_file_path=str(source), output_folder_path=str(out_folder),
+                custom_input_op_name_np_data_path=[[INPUT_NAME, str(calib_npy), [[[[0.0, 0.0, 0.0]]]],
+                                                    [[[[1.0, 1.0, 1.0]]]]]],
+                **options,
+            )
+    except SystemExit as e:  # onnx2tf reports many input errors with sys.exit(1)
+        raise ExportError(f"onnx2tf failed on {onnx_path} (exit {e.code}):\n{_log_excerpt(log_path)}") from None
+    except Exception as e:
+        raise ExportError(
+            f"onnx2tf failed on {onnx_path}: {type(e).__name__}: {e}\n{_log_excerpt(log_path)}"
+        ) from e
+    finally:
+        os.chdir(cwd)
+    return out_folder
+
+
+def _quant(detail: dict) -> dict:
+    scale, zp = detail["quantization"]
+    return {"name": detail["name"], "index": int(detail["index"]), "shape": [int(s) for s in detail["shape"]],
+            "dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
+
+
+def run_tflite(path: str | Path, images: np.ndarray) -> tuple[list[dict], list[np.ndarray]]:
+    """Run a TFLite file on float NCHW [0,1] images one by one (quantising the input, dequantising
+    int outputs). Returns (output details in interpreter order, stacked float32 outputs)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    outs = interp.get_output_details()
+    results: list[list[np.ndarray]] = [[] for _ in outs]
+    for img in images:
+        x = img.transpose(1, 2, 0)[None]
+        if np.issubdtype(inp["dtype"], np.integer):
+            scale, zp = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zp), info.min, info.max)
+        interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interp.invoke()
+        for k, det in enumerate(outs):
+            y = interp.get_tensor(det["index"]).astype(np.float32)
+            if np.issubdtype(det["dtype"], np.integer):
+                scale, zp = det["quantization"]
+                y = (y - zp) * scale
+            results[k].append(y)
+    return outs, [np.concatenate(r) for r in results]
+
+
+def map_outputs(onnx_ref: dict[str, np.ndarray], tfl_outs: list[np.ndarray]) -> dict[str, int]:
+    """{onnx output name: TFLite output position}. By shape (same or transposed [B,N,C] <-> [B,C,N]);
+    when shapes cannot tell (nc == 4) the assignment closest to the ONNX values wins."""
+    names = list(onnx_ref)
+
+    def fits(a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape == b.shape or a.shape == b.transpose(0, 2, 1).shape
+
+    def err(a: np.ndarray, ref: np.ndarray) -> float:
+        a = a if a.shape == ref.shape else a.transpose(0, 2, 1)
+        return float(np.mean(np.abs(a - ref)))
+
+    best, best_err = None, np.inf
+    for perm in itertools.permutations(range(len(tfl_outs)), len(names)):
+        if all(fits(tfl_outs[p], onnx_ref[n]) for n, p in zip(names, perm)):
+            e = sum(err(tfl_outs[p], onnx_ref[n]) / (np.abs(onnx_ref[n]).mean() + 1e-6) for n, p in zip(names, perm))
+            if e < best_err:
+                best, best_err = perm, e
+    if best is None:
+        raise ExportError(f"TFLite outputs {[o.shape for o in tfl_outs]} do not match ONNX outputs "
+                          f"{ {n: r.shape for n, r in onnx_ref.items()} }")
+    return dict(zip(names, best))
+
+
+def compare_tflite(tflite_path: str | Path, onnx_path: str | Path, images: np.ndarray) -> dict:
+    """Per ONNX output: TFLite position, layout, (de)quantisation and max/mean abs diff vs the ONNX output."""
+    from pipeline.export.onnx_export import run_onnx
+
+    ref = run_onnx(onnx_path, images)
+    details, outs = run_tflite(tflite_path, images)
+    mapping = map_outputs(ref, outs)
+    report = {}
+    for name, pos in mapping.items():
+        y = outs[pos]
+        transposed = y.shape != ref[name].shape
+        d = np.abs((y.transpose(0, 2, 1) if transposed else y) - ref[name])
+        report[name] = {**_quant(details[pos]), "position": pos, "transposed": transposed,
+                        "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean())}
+    return report
+
+
+def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images: np.ndarray,
+                       workdir: str | Path | None = None, out_path: str | Path | None = None,
+                       quant_type: str = "per-channel", keep_float32: bool = True, n_check: int = 4,
+                       onnx2tf_options: dict | None = None) -> dict:
+    """Convert the FP32 (simplified) ONNX to a full-INT8 TFLite at `out_path` (default
+    `out_dir/model_int8.tflite`), calibrated on `calib_images` (float32 NCHW [n, 3, S, S] in [0, 1]).
+
+    The INT8 file is verified (int8 input/outputs, output mapping, diff vs ONNX on the first `n_check`
+    calibration images) before it is copied atomically over `out_path`; any failure raises ExportError and
+    leaves existing files in `out_dir` untouched. With `keep_float32`, `model_float32.tflite` is kept beside
+    it for debugging. `quant_type`: "per-channel" (default) or "per-tensor" weight scales; per-tensor drops
+    the per-channel (scale float32, zero point int64) tables, ~12 bytes per output channel (~170 KB for
+    leafyolo_u), at some accuracy risk for depthwise convs. `onnx2tf_options` override/extend
+    ONNX2TF_OPTIONS. `workdir`: keep onnx2tf's work files (saved_model, all .tflite variants, log) there;
+    default a temporary folder that is removed. Do not feed a QDQ (NNCF) ONNX: onnx2tf 1.x cannot read it.
+
+    Returns {path, size_bytes, input: {name, shape, dtype, scale, zero_point, layout: "NHWC"},
+    outputs: {boxes|scores: {position, name, shape, dtype, scale, zero_point, transposed, max_abs_diff,
+    mean_abs_diff}}, output_order, float32_path, float32_diff, onnx2tf_options, seconds}.
+    """
+    t0 = time.perf_counter()
+    fp32_onnx, out_dir = Path(fp32_onnx), Path(out_dir)
+    out_path = Path(out_path) if out_path else out_dir / "model_int8.tflite"
+    model = load_onnx(fp32_onnx)
+    ops = {n.op_type for n in model.graph.node}
+    if quant_type not in ("per-channel", "per-tensor"):
+        raise ValueError(f"quant_type must be 'per-channel' or 'per-tensor', got {quant_type!r}")
+    options = {**ONNX2TF_OPTIONS, "quant_type": quant_type, **(onnx2tf_options or {})}
+    if {"QuantizeLinear", "DequantizeLinear"} & ops:
+        raise ExportError(f"{fp32_onnx}: QDQ (quantised) ONNX given; onnx2tf needs the FP32 ONNX")
+    calib = check_images(calib_images, "calib_images")
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    if len(dims) == 4 and dims[-1] and dims[-1] != calib.shape[-1]:
+        raise ValueError(f"calib_images are {calib.shape[-1]}px but {fp32_onnx} expects {dims[-1]}px")
+
+    tmp = None if workdir else tempfile.mkdtemp(prefix="onnx2tf_")
+    work = Path(workdir or tmp).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        nhwc = np.ascontiguousarray(calib.transpose(0, 2, 3, 1), dtype=np.float32)
+        np.save(work / SAMPLE_FILE, nhwc[:20])  # onnx2tf's own check data: read from cwd, never downloaded
+        calib_npy = work / "calibration_nhwc_float32.npy"
+        np.save(calib_npy, nhwc)
+        source = work / "model.onnx"
+        save_onnx(prepare_for_onnx2tf(model), source)
+        tf_dir = _run_onnx2tf(fp32_onnx, source, work, calib_npy, options)
+        int8_file, f32_file = tf_dir / "model_full_integer_quant.tflite", tf_dir / "model_float32.tflite"
+        if not int8_file.is_file():
+            raise ExportError(f"onnx2tf produced no full-INT8 TFLite for {fp32_onnx}:\n"
+                              f"{_log_excerpt(work / 'onnx2tf.log')}")
+        check = calib[:max(1, n_check)]
+        outputs = compare_tflite(int8_file, fp32_onnx, check)
+        info = _tflite_input(int8_file)
+        bad = [n for n, o in outputs.items() if o["dtype"] != "int8"] + ([INPUT_NAME] if info["dtype"] != "int8" else [])
+        if bad:
+            raise ExportError(f"{int8_file}: tensors {bad} are not int8 (onnx2tf options {options})")
+        result = {
+            "input": {**info, "layout": "NHWC"}, "outputs": outputs,
+            "output_order": [n for n, _ in sorted(outputs.items(), key=lambda kv: kv[1]["position"])],
+            "onnx2tf_options": options, "source_onnx": str(fp32_onnx),
+        }
+        if keep_float32 and f32_file.is_file():
+            f32 = compare_tflite(f32_file, fp32_onnx, check)
+            f32_out = atomic_copy(f32_file, out_path.with_name(out_path.stem.removesuffix("_int8") + "_float32.tflite"))
+            result["float32_path"] = str(f32_out)
+            result["float32_diff"] = {n: {k: o[k] for k in ("max_abs_diff", "mean_abs_diff")} for n, o in f32.items()}
+        atomic_copy(int8_file, out_path)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    result.update(path=str(out_path), size_bytes=out_path.stat().st_size, seconds=time.perf_counter() - t0)
+    return result
+
+
+def _tflite_input(path: Path) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    return _quant(interp.get_input_details()[0])

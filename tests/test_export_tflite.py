@@ -1,0 +1,127 @@
+"""onnx2tf full-INT8 TFLite: int8 I/O, output mapping, closeness to the FP32 ONNX, no network, clear failures.
+
+One real conversion (~40 s on 2 CPU cores) shared by the module; leafyolo_u, nc=3, 64 px.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from pipeline.export import ExportError, export_onnx, export_tflite_int8, run_onnx, run_tflite
+from pipeline.export.graph_prep import prepare_for_onnx2tf
+from pipeline.export.tflite_export import SAMPLE_FILE, map_outputs
+from tests.test_export_onnx import IMGSZ, N_ANCHORS, NC, make_model, synthetic_images
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network access attempted during an export test")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tflite")
+    export_onnx(make_model(), d / "model.onnx", IMGSZ)
+    calib = synthetic_images(12, seed=5)
+    cwd_before = sorted(os.listdir(os.getcwd()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", _no_network)
+        mp.setattr(socket, "create_connection", _no_network)
+        info = export_tflite_int8(d / "model.onnx", d / "out", calib, workdir=d / "work")
+    assert sorted(os.listdir(os.getcwd())) == cwd_before  # cwd restored, nothing written there
+    return info, d, calib
+
+
+def test_full_int8_file_with_int8_io(converted):
+    info, d, _ = converted
+    path = d / "out" / "model_int8.tflite"
+    assert info["path"] == str(path) and info["size_bytes"] == path.stat().st_size > 100_000
+    print(f"INT8 TFLite size: {info['size_bytes']} bytes")
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    inp = interp.get_input_details()[0]
+    assert inp["dtype"] == np.int8 and list(inp["shape"]) == [1, IMGSZ, IMGSZ, 3]  # NHWC
+    assert all(o["dtype"] == np.int8 for o in interp.get_output_details())
+    # [0, 1] input calibrated -> scale 1/255, zero point -128: int8 = uint8 pixel - 128
+    assert info["input"]["scale"] == pytest.approx(1 / 255) and info["input"]["zero_point"] == -128
+    assert (d / "work" / SAMPLE_FILE).is_file()  # onnx2tf read OUR images instead of downloading
+
+
+def test_output_mapping_and_layout(converted):
+    info, d, calib = converted
+    outs = info["outputs"]
+    assert outs["boxes"]["shape"] == [1, N_ANCHORS, 4] and outs["scores"]["shape"] == [1, N_ANCHORS, NC]
+    assert not outs["boxes"]["transposed"] and not outs["scores"]["transposed"]
+    assert sorted(info["output_order"]) == ["boxes", "scores"]
+    details, ys = run_tflite(info["path"], calib[:2])
+    assert ys[outs["scores"]["position"]].shape == (2, N_ANCHORS, NC)
+    scores = ys[outs["scores"]["position"]]
+    assert scores.min() >= 0 and scores.max() <= 1
+    assert outs["scores"]["scale"] == pytest.approx(1 / 256, rel=0.05)
+
+
+def test_int8_tflite_close_to_fp32_onnx(converted):
+    info, d, calib = converted
+    ref = run_onnx(d / "model.onnx", calib)
+    _, ys = run_tflite(info["path"], calib)
+    scores, boxes = ys[info["outputs"]["scores"]["position"]], ys[info["outputs"]["boxes"]["position"]]
+    assert np.abs(scores - ref["scores"]).max() < 0.1
+    assert np.abs(boxes - ref["boxes"]).max() < 2.0  # pixels
+    assert info["float32_diff"]["boxes"]["max_abs_diff"] < 1e-3
+    assert info["float32_diff"]["scores"]["max_abs_diff"] < 1e-4
+
+
+def test_map_outputs_equal_shapes_uses_values():
+    rng = np.random.default_rng(0)
+    ref = {"boxes": rng.random((1, 84, 4)) * 60 + 5, "scores": rng.random((1, 84, 4))}
+    tfl = [ref["scores"] + 0.01, ref["boxes"] + 0.3]
+    assert map_outputs(ref, tfl) == {"boxes": 1, "scores": 0}
+    assert map_outputs(ref, [ref["boxes"], ref["scores"].transpose(0, 2, 1)]) == {"boxes": 0, "scores": 1}
+
+
+def test_graph_prep_is_exact(converted):
+    _, d, calib = converted
+    proto = onnx.load(str(d / "model.onnx"))
+    prepared = prepare_for_onnx2tf(proto)
+    onnx.checker.check_model(prepared, full_check=True)
+    assert not any(n.op_type in ("Constant", "Mul") and n.name.startswith("/head/") for n in prepared.graph.node)
+    a, b = run_onnx(proto, calib[:2]), run_onnx(prepared, calib[:2])
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-6, atol=1e-5)
+
+
+def _unsupported_model(path):
+    """Valid ONNX (checker passes) with an op onnx2tf 1.28 does not implement (LpPool)."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMGSZ, IMGSZ])
+    y = helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 3, IMGSZ // 2, IMGSZ // 2])
+    node = helper.make_node("LpPool", ["images"], ["boxes"], kernel_shape=[2, 2], strides=[2, 2], p=2)
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def test_onnx2tf_failure_raises_and_keeps_existing_output(converted, tmp_path):
+    info, _, calib = converted
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_int8.tflite").write_bytes(b"previous good model")
+    _unsupported_model(tmp_path / "nonsense.onnx")
+    with pytest.raises(ExportError, match=r"nonsense\.onnx(.|\n)*LpPool"):
+        export_tflite_int8(tmp_path / "nonsense.onnx", out, calib[:2])
+    assert (out / "model_int8.tflite").read_bytes() == b"previous good model"
+    assert sorted(p.name for p in out.iterdir()) == ["model_int8.tflite"]
+
+
+def test_truncated_onnx_raises_naming_file(converted, tmp_path):
+    info, d, calib = converted
+    data = (d / "model.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ExportError, match="cut.onnx"):
+        export_tflite_int8(tmp_path / "cut.onnx", tmp_path / "out", calib[:2])
+    assert not (tmp_path / "out").exists()
