@@ -1,0 +1,10 @@
+"""LEAF-YOLO's Python API: `LEAFYOLO(...).train/predict/val/export/fuse/info`, `prune_model`, `quantize_model`.
+
+A thin facade over `pipeline/`, the same code the DVC stages run (one implementation, two front doors).
+"""
+
+from pipeline.predict import Detections as Results
+
+from leafyolo.model import LEAFYOLO
+
+__all__ = ["LEAFYOLO", "Results"]
