@@ -21,6 +21,8 @@ class DataParams:
     n_train: int = 480
     n_val: int = 120
     imgsz: int = 192  # size of the generated images
+    min_object_px: float = 16.0  # object diameters of the generated images, log-uniform in this range
+    max_object_px: float = 64.0
     seed: int = 0
     on_error: str = "raise"  # or 'skip': bad files are skipped and counted
 
@@ -29,6 +31,9 @@ class DataParams:
             raise ValueError(f"n_train and n_val must be > 0, got {self.n_train}, {self.n_val}")
         if self.imgsz < 32:
             raise ValueError(f"imgsz must be >= 32, got {self.imgsz}")
+        if not 2 <= self.min_object_px <= self.max_object_px <= self.imgsz / 2:
+            raise ValueError(f"min_object_px and max_object_px must satisfy 2 <= min <= max <= imgsz/2, "
+                             f"got {self.min_object_px}, {self.max_object_px}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if not (self.source == "synthetic" or self.source.endswith((".yaml", ".yml", ".json"))):

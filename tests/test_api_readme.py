@@ -1,7 +1,7 @@
 """Every example of the API documentation runs as written: the ```python blocks in order in one namespace,
 then each `leafyolo ...` line of the ```bash blocks through the CLI's `main`, in a scratch folder.
 
-DOC is docs/api.md until the lead splices it into README.md; then point DOC at the README.
+DOC is the README: its API section is executed as written.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from leafyolo.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "api.md"
+DOC = REPO / "README.md"
 
 
 def code_blocks(text: str, lang: str) -> list[str]:

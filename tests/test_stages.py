@@ -127,3 +127,11 @@ def test_missing_and_corrupt_checkpoints_are_named(chain, tmp_path):
     (work / "artifacts/distill/model.pt").unlink()
     proc = run_stage("prune", work)
     assert proc.returncode != 0 and "checkpoint not found: artifacts/distill/model.pt" in proc.stderr
+
+
+def test_results_table_reads_the_run(chain):
+    from bench.results_table import markdown
+
+    text = markdown(chain)
+    size = read(chain / "artifacts/evaluate/metrics.json")["artifacts"]["tflite_int8"]["size_bytes"]
+    assert f"{size:,}" in text and "TFLite full INT8" in text

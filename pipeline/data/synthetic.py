@@ -35,17 +35,26 @@ def _object_mask(poly: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarr
 Box = tuple[int, float, float, float, float]
 
 
-def render_scene(rng: np.random.Generator, imgsz: int = 256) -> tuple[Image.Image, list[Box]]:
-    """One image and its labels (cls, x1, y1, x2, y2) in pixels (visible extent of each kept object)."""
+def render_scene(rng: np.random.Generator, imgsz: int = 256, min_size: float | None = None,
+                 max_size: float | None = None) -> tuple[Image.Image, list[Box]]:
+    """One image and its labels (cls, x1, y1, x2, y2) in pixels (visible extent of each kept object).
+
+    Object diameters are drawn log-uniform from [min_size, max_size] px of this image (default: the 6-80 px
+    range of a 256 px image, scaled to ``imgsz``).
+    """
     canvas = Image.fromarray(background(rng, imgsz).astype(np.uint8))
     draw_clutter(canvas, rng, int(rng.integers(2, 10)))
     img = np.asarray(canvas, np.float32).copy()
     owner = np.full((imgsz, imgsz), -1, dtype=np.int16)
     objs: list[tuple[int, int, int, int, int, int]] = []  # cls, x0, y0, w, h, full area
     k = 256.0 / imgsz
+    lo = min_size if min_size is not None else MIN_SIZE / k
+    hi = max_size if max_size is not None else MAX_SIZE / k
+    if not 0 < lo <= hi <= imgsz / 2:
+        raise ValueError(f"object sizes must satisfy 0 < min_size <= max_size <= imgsz/2, got {lo}, {hi} at {imgsz}")
     for oid in range(int(rng.integers(2, 13))):
         cls = int(rng.integers(len(CLASS_NAMES)))
-        r = math.exp(rng.uniform(math.log(MIN_SIZE), math.log(MAX_SIZE))) / k / 2
+        r = math.exp(rng.uniform(math.log(lo), math.log(hi))) / 2
         cx, cy = rng.uniform(r + 1, imgsz - r - 1, 2)
         ang = rng.uniform(0, 2 * math.pi)
         rot = np.array([[math.cos(ang), math.sin(ang)], [-math.sin(ang), math.cos(ang)]])
@@ -93,7 +102,7 @@ def _label_text(labels: list[Box], imgsz: int) -> str:
 
 
 def generate_dataset(out_dir: str | Path, n_train: int = 500, n_val: int = 100, imgsz: int = 256,
-                     seed: int = 0) -> Path:
+                     seed: int = 0, min_size: float | None = None, max_size: float | None = None) -> Path:
     """Write the synthetic dataset (PNG, YOLO layout, ``data.yaml`` with ``path: .``) and return the yaml path.
 
     The folder appears atomically (built beside ``out_dir`` and renamed); the same arguments give
@@ -108,7 +117,7 @@ def generate_dataset(out_dir: str | Path, n_train: int = 500, n_val: int = 100, 
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
             for i in range(n):
-                img, labels = render_scene(np.random.default_rng([seed, split_id, i]), imgsz)
+                img, labels = render_scene(np.random.default_rng([seed, split_id, i]), imgsz, min_size, max_size)
                 buf = io.BytesIO()
                 img.save(buf, format="PNG", compress_level=1)
                 (tmp / "images" / split / f"{i:05d}.png").write_bytes(buf.getvalue())
