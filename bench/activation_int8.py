@@ -37,7 +37,8 @@ def run(act: str, data_yaml: Path, p: TrainParams, work: Path) -> dict:
     val = YoloDataset(data.val, data.nc, p.imgsz, names=data.names)
     fp32 = evaluate(TorchBackend(result.model), val, progress=False)
     export_onnx(result.model, work / f"{act}.onnx", p.imgsz)
-    calib = draw_calibration_images(data_yaml, p.imgsz, 64, seed=0)
+    n_train = len(YoloDataset(data.train, data.nc, p.imgsz, cache_images=False))
+    calib = draw_calibration_images(data_yaml, p.imgsz, min(64, n_train), seed=0)
     info = export_tflite_int8(work / f"{act}.onnx", work, calib, out_path=work / f"{act}_int8.tflite",
                               keep_float32=False)
     int8 = evaluate(TFLiteBackend(work / f"{act}_int8.tflite"), val, progress=False)

@@ -30,8 +30,19 @@ def commit() -> str:
         return "unknown commit"
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def command() -> str:
+    """The command that is running, as `python -m bench.<script> <args>`."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        module = ".".join(script.relative_to(REPO).with_suffix("").parts)
+    except ValueError:
+        module = script.stem
+    return " ".join(["python -m", module, *sys.argv[1:]])
+
+
 def stamp() -> str:
-    command = "python -m " + Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".") + \
-        "".join(f" {a}" for a in sys.argv[1:]) if sys.argv and sys.argv[0] else "?"
-    return (f"Command: `{command}`  \ncommit {commit()}, {os.cpu_count()} cores ({cpu_model()}), "
+    return (f"Command: `{command()}`  \ncommit {commit()}, {os.cpu_count()} cores ({cpu_model()}), "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")

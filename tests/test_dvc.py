@@ -43,6 +43,8 @@ def project(tmp_path_factory) -> Path:
     # the tiny model trained one epoch fails the gate by design; the experiment compares sizes and mAP
     params = (work / "params.yaml").read_text().replace("min_map50: 0.3", "min_map50: 0.0")
     (work / "params.yaml").write_text(params.replace("max_int8_drop: 0.05", "max_int8_drop: 1.0"))
+    sh(["git", "add", "-A"], work)
+    sh(["git", "commit", "-qm", "project"], work)  # dvclive and dvc exp need a repo with a commit
     sh(["dvc", "repro", "-q"], work)
     sh(["git", "add", "-A"], work)
     sh(["git", "commit", "-qm", "baseline"], work)
