@@ -17,8 +17,6 @@ from tests.stage_runner import REPO
 pytestmark = [
     pytest.mark.skipif(shutil.which("dvc", path=str(Path(sys.executable).parent)) is None,
                        reason="dvc is not installed in this environment"),
-    pytest.mark.skip(reason="KNOWN DEFECT (see closing note): in the scratch repo dvclive's Live() raises "
-                            "SCMError 'Empty git repo' during dvc repro; to be fixed next session"),
 ]
 
 
