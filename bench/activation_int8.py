@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bench.stamp import stamp
+from bench.stamp import stamp, write_report
 from pipeline.backends import TFLiteBackend, TorchBackend
 from pipeline.calibration import draw_calibration_images
 from pipeline.data.augment import AugmentParams
@@ -24,7 +24,6 @@ from pipeline.evaluate import evaluate
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.reporting import write_json
 from pipeline.train_params import TrainParams
 from pipeline.training_run import train_model
 
@@ -73,11 +72,7 @@ def main() -> None:
              "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['act']} | {r['fp32_map50']:.3f} | {r['int8_map50']:.3f} | {r['drop_map50']:+.3f} | "
               f"{r['fp32_map']:.3f} | {r['int8_map']:.3f} | {r['tflite_bytes']:,} |" for r in rows]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    write_json(out.with_suffix(".json"), rows)
-    print("\n".join(lines))
+    write_report(args.out, lines, rows)
 
 
 if __name__ == "__main__":

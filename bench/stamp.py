@@ -1,4 +1,4 @@
-"""Provenance line for every bench report: commit, machine (cores, CPU model), date, and the command."""
+"""Bench reports: a provenance line (commit, machine, date, command) and the Markdown + JSON files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from pipeline.data.atomic import atomic_write_text
+from pipeline.reporting import write_json
 
 
 def cpu_model() -> str:
@@ -46,3 +50,12 @@ def command() -> str:
 def stamp() -> str:
     return (f"Command: `{command()}`  \ncommit {commit()}, {os.cpu_count()} cores ({cpu_model()}), "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+def write_report(out: str | Path, lines: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write the Markdown report `out` and its rows as `out` with a .json suffix (both atomically); print it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    write_json(out.with_suffix(".json"), rows)
+    print("\n".join(lines))

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import torch
 
-from bench.stamp import stamp
+from bench.stamp import stamp, write_report
 from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.distill import DistillWeights
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.reporting import write_json
 from pipeline.stage_params import DistillParams, TeacherParams
 from pipeline.training_run import train_model
 
@@ -64,11 +63,7 @@ def main() -> None:
     lines += [f"| {r['run']} | `{r['variant']}` | {r['epochs']} @ {r['imgsz']} | {r['map50']:.3f} | {r['map']:.3f} | "
               f"{r['images_per_second']:.1f} |" for r in rows]
     lines += ["", f"Distillation gain (mAP50, distilled - from scratch): {gain:+.3f}"]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    write_json(out.with_suffix(".json"), rows)
-    print("\n".join(lines))
+    write_report(args.out, lines, rows)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pipeline.data.atomic import atomic_write_bytes
 from pipeline.model.leafyolo import LeafYOLO
 
 REQUIRED_KEYS = ("variant", "nc", "names", "act", "imgsz", "model")
@@ -17,16 +17,9 @@ REQUIRED_KEYS = ("variant", "nc", "names", "act", "imgsz", "model")
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write to a temp file beside `path`, then rename, so an interrupted save never leaves a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def model_meta(model: LeafYOLO, names: list[str], imgsz: int, pruning_history: list | None = None) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from pipeline.data.atomic import atomic_write_text
 
 
 class Steps:
@@ -37,17 +37,7 @@ def stage_args(description: str, *paths: tuple[str, str]) -> argparse.Namespace:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON via a temp file and rename, so a crash never leaves a half-written metrics file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=float)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

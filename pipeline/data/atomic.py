@@ -31,6 +31,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_copy(src: str | Path, dst: str | Path) -> Path:
+    """Copy ``src`` onto ``dst`` atomically (the files copied here are a few MB at most); returns ``dst``."""
+    atomic_write_bytes(dst, Path(src).read_bytes())
+    return Path(dst)
+
+
 def _replaceable(out_dir: Path) -> bool:
     return not any(out_dir.iterdir()) or (out_dir / "data.yaml").is_file()
 

@@ -1,14 +1,13 @@
-"""Shared helpers of the export package: the project error, atomic writes, ONNX loading with a clear message."""
+"""Shared helpers of the export package: the project error, ONNX saving and loading with a clear message."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
+
+from pipeline.data.atomic import atomic_write_bytes
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores")
@@ -18,40 +17,9 @@ class ExportError(RuntimeError):
     """An export/conversion step failed; the message names the file and the underlying tool's message."""
 
 
-def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
-    """Write to a temp file beside `path`, then rename, so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def atomic_copy(src: str | Path, dst: str | Path) -> Path:
-    """Copy `src` to a temp file beside `dst`, then rename onto `dst`."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
-
-
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
-    return atomic_write_bytes(model.SerializeToString(), path)
+    atomic_write_bytes(path, model.SerializeToString())
+    return Path(path)
 
 
 def load_onnx(path: str | Path, check: bool = True) -> onnx.ModelProto:

@@ -18,11 +18,11 @@ from typing import Iterable
 import numpy as np
 import onnx
 
+from pipeline.data.atomic import atomic_write_bytes
 from pipeline.export.common import (
     INPUT_NAME,
     OUTPUT_NAMES,
     ExportError,
-    atomic_write_bytes,
     check_images,
     load_onnx,
     save_onnx,
@@ -43,7 +43,8 @@ def save_calibration_set(images: np.ndarray, path: str | Path, dtype: str = "uin
         raise ValueError(f"{path}: calibration dtype must be 'uint8' or 'float32', got {dtype!r}")
     buf = io.BytesIO()
     np.save(buf, nhwc, allow_pickle=False)
-    return atomic_write_bytes(buf.getvalue(), path)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 def load_calibration_set(path: str | Path) -> np.ndarray:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.export.common import INPUT_NAME, ExportError, atomic_copy, check_images, load_onnx, save_onnx
+from pipeline.data.atomic import atomic_copy
+from pipeline.export.common import INPUT_NAME, ExportError, check_images, load_onnx, save_onnx
 from pipeline.export.graph_prep import prepare_for_onnx2tf
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.export.common import ExportError, atomic_copy, check_images, load_onnx, save_onnx
+from pipeline.data.atomic import atomic_copy
+from pipeline.export.common import ExportError, check_images, load_onnx, save_onnx
 from pipeline.export.graph_prep import prepare_for_onnx2tf
 from pipeline.export.onnx_export import parity_input
 from pipeline.export.tflite_export import SAMPLE_FILE, _log_excerpt, _run_onnx2tf, compare_tflite
