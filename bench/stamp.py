@@ -52,7 +52,7 @@ def stamp() -> str:
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
 
 
-def write_report(out: str | Path, lines: list[str], rows: list[dict[str, Any]]) -> None:
+def write_report(out: str | Path, lines: list[str], rows: Any) -> None:
     """Write the Markdown report `out` and its rows as `out` with a .json suffix (both atomically); print it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

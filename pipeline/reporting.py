@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from pipeline.data.atomic import atomic_write_text
 
 
@@ -24,6 +26,16 @@ class Steps:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+    def write_metrics(self, path: str | Path, metrics: dict[str, Any]) -> None:
+        """Write the stage's metrics file with its wall time as `seconds` (process start to now, imports included:
+        what the stage costs in a `dvc repro`)."""
+        write_json(path, {**metrics, "seconds": round(process_seconds(), 1)})
+
+
+def process_seconds() -> float:
+    """Wall-clock seconds since this process started."""
+    return time.time() - psutil.Process().create_time()
 
 
 def stage_args(description: str, *paths: tuple[str, str]) -> argparse.Namespace:

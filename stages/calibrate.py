@@ -12,7 +12,7 @@ from pipeline.checkpoint import load_model
 from pipeline.config import load_section
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import quantization_report, quantize_onnx_int8, save_calibration_set
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import CalibrateParams, OnnxParams
 
 
@@ -36,7 +36,7 @@ def main() -> None:
         report = quantization_report(fp32, args.out, images[: min(16, len(images))])
     save_calibration_set(images, args.calib)
     step(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes) and {args.calib}")
-    write_json(args.metrics, {"subset_size": p.subset_size, "preset": p.preset,
+    step.write_metrics(args.metrics, {"subset_size": p.subset_size, "preset": p.preset,
                               "size_bytes": Path(args.out).stat().st_size, **report})
 
 

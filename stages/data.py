@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.config import load_section
 from pipeline.data.prepare import prepare_dataset
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import DataParams
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     splits = report["splits"]
     step(f"{splits['train']['images']} train / {splits['val']['images']} val images, "
          f"{splits['train']['boxes'] + splits['val']['boxes']} boxes in {report['nc']} classes")
-    write_json(args.report, report)
+    step.write_metrics(args.report, report)
     print(f"data.yaml: {data_yaml}")
 
 

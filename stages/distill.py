@@ -10,7 +10,7 @@ from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.distill import DistillWeights
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import DistillParams
 from pipeline.training_run import train_model
 
@@ -33,7 +33,7 @@ def main() -> None:
     metrics = {"params": count_params(student), "alpha": p.alpha, "images_per_second": result.images_per_second,
                **result.metrics}
     step(f"wrote {args.out}: {metrics}")
-    write_json(args.metrics, metrics)
+    step.write_metrics(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main() -> None:
     metrics = {"artifacts": figures, "final": {"map50": final["map50"], "map": final["map"],
                                                "size_bytes": final["size_bytes"], "params": final["params"],
                                                "int8_drop_map50": fp32["map50"] - final["map50"]}}
-    write_json(args.metrics, metrics)
+    step.write_metrics(args.metrics, metrics)
     write_json(args.size_plot, [{"artifact": k, "size_bytes": v["size_bytes"], "map50": v["map50"], "map": v["map"]}
                                 for k, v in figures.items()])
     write_json(args.pr_plot, mean_pr_curve(out["pr_curve"]["tflite_int8"]))

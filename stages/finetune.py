@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.checkpoint import count_params, load_model
 from pipeline.config import load_section
 from pipeline.distill import DistillWeights
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import FinetuneParams
 from pipeline.training_run import train_model
 
@@ -28,7 +28,7 @@ def main() -> None:
                          pruning_history=ckpt.get("pruning_history"), log_dir=args.live)
     metrics = {"params": count_params(model), "images_per_second": result.images_per_second, **result.metrics}
     step(f"wrote {args.out}: {metrics}")
-    write_json(args.metrics, metrics)
+    step.write_metrics(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pipeline.checkpoint import load_model
 from pipeline.config import load_section
 from pipeline.export.onnx_export import export_onnx
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import OnnxParams
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     step(f"exporting {args.model} at {ckpt['imgsz']}px, opset {p.opset}")
     info = export_onnx(model, args.out, int(ckpt["imgsz"]), opset=p.opset, simplify=p.simplify, fp16_path=args.fp16)
     step(f"wrote {args.out} ({info['size_bytes']:,} bytes, parity vs torch {info['parity']}) and {args.fp16}")
-    write_json(args.metrics, {k: v for k, v in info.items() if not k.endswith("path")})
+    step.write_metrics(args.metrics, {k: v for k, v in info.items() if not k.endswith("path")})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pipeline.checkpoint import load_model, save_checkpoint
 from pipeline.config import load_section
 from pipeline.prune import prune
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import PruneParams
 
 
@@ -29,7 +29,7 @@ def main() -> None:
                "target_sparsity": p.sparsity, "achieved_sparsity": result.achieved_sparsity}
     step(f"params {result.params_before:,} -> {result.params_after:,} "
          f"({result.achieved_sparsity:.3f} removed), FLOPs {result.flops_before:,} -> {result.flops_after:,}")
-    write_json(args.metrics, metrics)
+    step.write_metrics(args.metrics, metrics)
 
 
 if __name__ == "__main__":

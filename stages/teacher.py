@@ -6,7 +6,7 @@ from pipeline.checkpoint import count_params, load_model, save_checkpoint
 from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import TeacherParams
 from pipeline.training_run import train_model
 
@@ -32,7 +32,7 @@ def main() -> None:
                              log_dir=args.live)
         metrics = {"params": count_params(model), "images_per_second": result.images_per_second, **result.metrics}
     step(f"wrote {args.out}: {metrics}")
-    write_json(args.metrics, metrics)
+    step.write_metrics(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.export.quantize import load_calibration_set
 from pipeline.export.tflite_export import export_tflite_int8
-from pipeline.reporting import Steps, stage_args, write_json
+from pipeline.reporting import Steps, stage_args
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     step(f"converting {args.onnx} with onnx2tf, calibrated on {len(images)} images")
     info = export_tflite_int8(args.onnx, Path(args.out).parent, images, out_path=args.out, keep_float32=False)
     step(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes)")
-    write_json(args.metrics, {k: v for k, v in info.items() if "path" not in k})
+    step.write_metrics(args.metrics, {k: v for k, v in info.items() if "path" not in k})
 
 
 if __name__ == "__main__":

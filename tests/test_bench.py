@@ -26,8 +26,8 @@ def test_model_table_counts_params_and_flops():
 def test_activation_bench_writes_a_report(tmp_path):
     out = tmp_path / "act.md"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "bench.activation_int8", "--acts", "relu", "--epochs", "1",
-                           "--imgsz", "64", "--n-train", "16", "--out", str(out)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "bench.activation_int8", "--acts", "relu",
+                           "--params", str(REPO / "tests" / "tiny_params.yaml"), "--n-train", "16", "--out", str(out)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()

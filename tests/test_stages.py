@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,24 @@ def chain(tmp_path_factory) -> Path:
     """The whole chain, data to evaluate, once for this module."""
     work = tmp_path_factory.mktemp("chain")
     write_params(work)
+    walls = {}
     for stage in ORDER[:-1]:
+        t0 = time.time()
         proc = run_stage(stage, work)
+        walls[stage] = time.time() - t0
         assert proc.returncode == 0, f"stage {stage} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         assert f"[{stage} 1/" in proc.stdout  # numbered progress
+    (work / "walls.json").write_text(json.dumps(walls))
     return work
+
+
+def test_every_stage_records_its_own_wall_time(chain):
+    walls = read(chain / "walls.json")
+    for stage, wall in walls.items():
+        name = "report" if stage == "data" else "metrics"
+        seconds = read(chain / f"artifacts/{stage}/{name}.json")["seconds"]
+        # from process start (imports included) to the metrics write: more than the imports, at most the wall
+        assert 0.5 < seconds <= wall + 0.5, (stage, seconds, wall)
 
 
 def test_data_stage_writes_dataset_and_report(chain):

@@ -1,0 +1,196 @@
+"""The pipeline's cost and its compression trade-off, as DVC experiments in a scratch copy of the project:
+
+1. a cold `dvc repro` of the default chain, timed, with each stage's own wall time (`seconds` in its metrics);
+2. the incremental `dvc exp run -S prune.sparsity=0.4`, timed, with the stages it re-ran;
+3. the other sparsities queued (`dvc exp run --queue`) and run by `dvc queue start`;
+4. `dvc exp show` collected into a table and a plot of INT8 TFLite size vs INT8 mAP50, FP32 ONNX points beside.
+
+    python -m bench.pipeline_sweep [--params params.yaml] [--sparsities 0 0.2 0.3 0.4 0.5] [--extra distill.alpha=0]
+                                   [--out bench/results/pipeline_sweep.md]
+
+Budgets are relaxed inside the scratch project so every point is kept (a sparsity that misses the size budget
+would otherwise fail its experiment at the gate); the table shows each point's verdict against the real budgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.dvc_project import commit, exp_show, load_params, make_project, run
+from bench.stamp import stamp, write_report
+from pipeline.gate import check_budgets
+from pipeline.stage_params import GateParams
+
+STAGES = ("data", "teacher", "distill", "prune", "finetune", "calibrate", "onnx", "tflite", "evaluate")
+INCREMENTAL = 0.4
+
+
+def metrics_file(stage: str) -> str:
+    return f"artifacts/{stage}/{'report' if stage == 'data' else 'metrics'}.json"
+
+
+def ran_stages(stdout: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", stdout)
+
+
+def timed(cmd: list[str], project: Path) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = run(cmd, project)
+    return time.perf_counter() - t0, proc.stdout
+
+
+def wait_for_queue(project: Path, poll_s: float = 10.0) -> None:
+    """Block until the DVC queue has nothing queued or running; a failed task raises with its log."""
+    while True:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if "Failed" in status:
+            names = [line.split()[1] for line in status.splitlines() if "Failed" in line and len(line.split()) > 2]
+            logs = "\n".join(run(["dvc", "queue", "logs", n], project).stdout[-3000:] for n in names[:1])
+            raise RuntimeError(f"a queued experiment failed:\n{status}\n{logs}")
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return
+        time.sleep(poll_s)
+
+
+def point(row: dict[str, Any], budgets: GateParams) -> dict[str, Any]:
+    m = row["metrics"]
+    art = m[metrics_file("evaluate")]["artifacts"]
+    final = m[metrics_file("evaluate")]["final"]
+    prune = m[metrics_file("prune")]
+    return {"name": row["name"], "sparsity": row["params"]["prune.sparsity"],
+            "alpha": row["params"].get("distill.alpha"), "achieved_sparsity": prune["achieved_sparsity"],
+            "params": prune["params_after"], "fp32_map50": art["finetune"]["map50"],
+            "onnx_fp32_bytes": art["onnx_fp32"]["size_bytes"], "onnx_fp32_map50": art["onnx_fp32"]["map50"],
+            "int8_bytes": final["size_bytes"], "int8_map50": final["map50"], "int8_map": final["map"],
+            "int8_drop": final["int8_drop_map50"], "gate_passed": check_budgets(final, budgets)["passed"],
+            "seconds": {s: m[metrics_file(s)].get("seconds") for s in STAGES if metrics_file(s) in m}}
+
+
+def plot(points: list[dict[str, Any]], max_bytes: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key_bytes, key_map, label, marker in (("int8_bytes", "int8_map50", "TFLite full INT8", "o"),
+                                              ("onnx_fp32_bytes", "onnx_fp32_map50", "ONNX FP32", "s")):
+        ax.scatter([p[key_bytes] / 1e6 for p in points], [p[key_map] for p in points], marker=marker, label=label)
+        for p in points:
+            ax.annotate(p["name"], (p[key_bytes] / 1e6, p[key_map]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.axvline(max_bytes / 1e6, color="red", linestyle="--", linewidth=1, label=f"size budget {max_bytes:,} B")
+    ax.set_xlabel("file size (MB)")
+    ax.set_ylabel("val mAP50")
+    ax.set_title("Compression trade-off: prune.sparsity sweep")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def report_lines(cold: dict[str, Any], incr: dict[str, Any], points: list[dict[str, Any]], budgets: GateParams,
+                 png: Path) -> list[str]:
+    lines = ["# Pipeline cost and compression trade-off (DVC experiments)", "", stamp(), "",
+             "## Cost of a run", "",
+             f"Cold `dvc repro` (empty cache): {cold['wall']:.0f} s. "
+             f"Incremental `dvc exp run -S prune.sparsity={INCREMENTAL}`: {incr['wall']:.0f} s, "
+             f"re-ran {', '.join(incr['ran']) or 'nothing'}.", "",
+             "| stage | cold repro (s) | after `-S prune.sparsity=0.4` (s) |", "|---|---:|---:|"]
+    for s in STAGES:
+        c, i = cold["seconds"].get(s), incr["seconds"].get(s) if s in incr["ran"] else None
+        lines.append(f"| {s} | {c:.1f} | {f'{i:.1f}' if i is not None else 'cached'} |")
+    lines += [f"| **sum of stages** | {sum(cold['seconds'].values()):.1f} | "
+              f"{sum(v for k, v in incr['seconds'].items() if k in incr['ran']):.1f} |",
+              f"| whole command (incl. dvc and gate) | {cold['wall']:.1f} | {incr['wall']:.1f} |", "",
+              f"Training throughput (images/s, this CPU): teacher {cold['ips']['teacher']:.1f}, "
+              f"distillation (student + frozen teacher) {cold['ips']['distill']:.1f}, "
+              f"fine-tune {cold['ips']['finetune']:.1f}.", "",
+              "## Trade-off", "",
+              f"![INT8 size vs mAP50]({png.name})", "",
+              f"Gate column: the real budgets (size <= {budgets.max_bytes:,} B, mAP50 >= {budgets.min_map50}, "
+              f"INT8 drop <= {budgets.max_int8_drop}).", "",
+              "| experiment | prune.sparsity | removed | params | FP32 mAP50 | ONNX FP32 bytes | INT8 TFLite bytes | "
+              "INT8 mAP50 | INT8 mAP50-95 | INT8 drop | gate |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for p in points:
+        lines.append(f"| {p['name']} | {p['sparsity']} | {p['achieved_sparsity']:.3f} | {p['params']:,} | "
+                     f"{p['fp32_map50']:.3f} | {p['onnx_fp32_bytes']:,} | {p['int8_bytes']:,} | {p['int8_map50']:.3f} | "
+                     f"{p['int8_map']:.3f} | {p['int8_drop']:+.3f} | {'pass' if p['gate_passed'] else 'FAIL'} |")
+    return lines
+
+
+def throughput(project: Path) -> dict[str, float]:
+    return {s: json.loads((project / metrics_file(s)).read_text()).get("images_per_second", float("nan"))
+            for s in ("teacher", "distill", "finetune")}
+
+
+def stage_seconds(project: Path, stages: tuple[str, ...] | list[str] = STAGES) -> dict[str, float]:
+    return {s: json.loads((project / metrics_file(s)).read_text())["seconds"] for s in stages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.0, 0.2, 0.3, 0.4, 0.5])
+    parser.add_argument("--extra", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more queued experiments, one `-S` override each (e.g. distill.alpha=0)")
+    parser.add_argument("--work", default=None, help="keep the scratch project here (default: a temp folder)")
+    parser.add_argument("--out", default="bench/results/pipeline_sweep.md")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    budgets = GateParams(**params["gate"])
+    base = float(params["prune"]["sparsity"])
+    relaxed = copy.deepcopy(params)
+    relaxed["gate"].update(max_bytes=10**12, min_map50=0.0, max_int8_drop=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        project = make_project(Path(args.work or tmp) / "project", relaxed)
+        print(f"[sweep 1/4] cold dvc repro in {project}", flush=True)
+        wall, _ = timed(["dvc", "repro"], project)
+        cold = {"wall": wall, "seconds": stage_seconds(project), "ips": throughput(project)}
+        commit(project, f"baseline prune.sparsity={base}")
+        print(f"  {wall:.0f} s; stages {cold['seconds']}", flush=True)
+        print(f"[sweep 2/4] dvc exp run -S prune.sparsity={INCREMENTAL}", flush=True)
+        wall, out = timed(["dvc", "exp", "run", "-n", f"sparsity-{INCREMENTAL}", "-S",
+                           f"prune.sparsity={INCREMENTAL}"], project)
+        ran = [s for s in ran_stages(out) if s in STAGES]
+        incr = {"wall": wall, "ran": ran, "seconds": stage_seconds(project, ran)}
+        print(f"  {wall:.0f} s; re-ran {ran}", flush=True)
+        queued = [(f"sparsity-{s:g}", f"prune.sparsity={s:g}") for s in args.sparsities if s not in (base, INCREMENTAL)]
+        queued += [(re.sub(r"[=.]", "-", kv), kv) for kv in args.extra]
+        print(f"[sweep 3/4] queue {len(queued)} experiments and dvc queue start", flush=True)
+        for name, override in queued:
+            run(["dvc", "exp", "run", "--queue", "-n", name, "-S", override], project)
+        if queued:
+            run(["dvc", "queue", "start", "-j", "1"], project)
+            wait_for_queue(project)
+        print("[sweep 4/4] dvc exp show", flush=True)
+        rows = exp_show(project)
+    points = [point(r, budgets) for r in rows]
+    names = {n for n, _ in queued} | {f"sparsity-{INCREMENTAL}"}
+    missing = names - {p["name"] for p in points}
+    if missing:
+        raise RuntimeError(f"experiments missing from `dvc exp show`: {sorted(missing)}")
+    for p in points:
+        if p["name"] not in names:
+            p["name"] = f"baseline (sparsity-{base:g})"
+    points.sort(key=lambda p: (p["alpha"] != params["distill"]["alpha"], p["sparsity"]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = out.with_suffix(".png")
+    plot([p for p in points if p["alpha"] == params["distill"]["alpha"]], budgets.max_bytes, png)
+    write_report(out, report_lines(cold, incr, points, budgets, png),
+                 {"cold": cold, "incremental": incr, "points": points})
+
+
+if __name__ == "__main__":
+    main()
