@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.model_table import markdown, rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +36,79 @@ def test_activation_bench_writes_a_report(tmp_path):
     assert "Command: `python -m bench.activation_int8" in text and "| relu |" in text
     (row,) = json.loads(out.with_suffix(".json").read_text())
     assert 0 <= row["int8_map50"] <= 1 and row["tflite_bytes"] > 0
+
+
+def _bench_python_or_skip() -> None:
+    from bench.ultralytics_env import bench_python
+
+    try:
+        bench_python()
+    except FileNotFoundError as e:
+        if os.environ.get("CI"):
+            raise  # CI builds the bench environment (scripts/test.sh); its absence there is a failure
+        pytest.skip(str(e))
+
+
+def _run_bench(args: list[str], timeout: int = 1200) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_deploy_compare_converts_both_families_and_reports_ratios(tmp_path):
+    _bench_python_or_skip()
+    out = tmp_path / "deploy.md"
+    _run_bench(["bench.deploy_compare", "--sizes", "64", "--models", "leafyolo_u", "yolov8n", "--calib", "8",
+                "--runs", "3", "--warmup", "1", "--work", str(tmp_path / "work"), "--out", str(out)])
+    rows = {r["model"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    ours, ref = rows["leafyolo_u"], rows["yolov8n"]
+    assert ref["size_ratio"] == 1.0 and ref["params"] > 3_000_000  # YOLOv8n at nc=80: 3.16M parameters
+    assert ours["params"] < 800_000 and ours["tflite_bytes"] < ref["tflite_bytes"]
+    assert abs(ours["size_ratio"] - ours["tflite_bytes"] / ref["tflite_bytes"]) < 1e-9
+    for r in rows.values():
+        assert r["tflite_int8_ms"] > 0 and r["onnx_fp32_ms"] > 0 and r["onnx_int8_ms"] > 0 and r["gflops"] > 0
+    text = out.read_text()
+    assert "Command: `python -m bench.deploy_compare" in text and "| `yolov8n` | 64 |" in text
+    # a second run with the same --work reuses the converted files: same bytes, latency measured again
+    _run_bench(["bench.deploy_compare", "--sizes", "64", "--models", "leafyolo_u", "yolov8n", "--calib", "8",
+                "--runs", "3", "--warmup", "1", "--work", str(tmp_path / "work"), "--out", str(out)])
+    again = {r["model"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert again["yolov8n"]["tflite_bytes"] == ref["tflite_bytes"]
+
+
+def test_accuracy_compare_trains_both_and_evaluates_every_file(tmp_path):
+    _bench_python_or_skip()
+    from pipeline.data.synthetic import generate_dataset
+
+    data = generate_dataset(tmp_path / "data", n_train=16, n_val=8, imgsz=64, seed=3, min_size=8, max_size=24)
+    out = tmp_path / "acc.md"
+    _run_bench(["bench.accuracy_compare", "--data", str(data), "--params", str(REPO / "tests/tiny_params.yaml"),
+                "--work", str(tmp_path / "work"), "--out", str(out)])
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert len(rows) == 2
+    ours, ul = rows
+    assert ours["params"] < ul["params"] and ours["int8_bytes"] < ul["int8_bytes"]
+    for r in rows:
+        for key in ("fp32_map50", "fp32_map", "int8_map50", "int8_map"):
+            assert 0 <= r[key] <= 1
+        assert r["train_seconds"] > 0 and r["int8_map50_per_mb"] == pytest.approx(r["int8_map50"] / (r["int8_bytes"] / 1e6))
+    assert (tmp_path / "work/ultralytics/int8.tflite").is_file()
+    text = out.read_text()
+    assert "Command: `python -m bench.accuracy_compare" in text and "Ultralytics `yolov8n` from scratch" in text
+
+
+def test_collect_gathers_reports_in_order_and_relinks_plots(tmp_path):
+    from bench.collect import collect
+
+    results = tmp_path / "bench" / "results"
+    results.mkdir(parents=True)
+    (results / "pipeline_sweep.md").write_text("# Sweep\n\n## Trade-off\n\n![plot](pipeline_sweep.png)\n")
+    (results / "deploy_compare.md").write_text("# Deploy\n\n| a |\n")
+    body = collect(results, tmp_path / "docs" / "benchmarks.md")
+    assert body.index("## Deploy") < body.index("## Sweep") and "### Trade-off" in body
+    assert "![plot](../bench/results/pipeline_sweep.png)" in body
+    assert (tmp_path / "docs" / "benchmarks.md").read_text() == body
+    with pytest.raises(FileNotFoundError, match="no bench reports"):
+        collect(tmp_path / "empty", tmp_path / "x.md")

@@ -68,7 +68,8 @@ def _torch_to_onnx(model: nn.Module, imgsz: int, opset: int, dynamic_batch: bool
     return onnx.load_from_string(buf.getvalue())
 
 
-def _simplify(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+def simplify_onnx(model: onnx.ModelProto, path: str | Path) -> onnx.ModelProto:
+    """onnxsim, validated; any failure raises ExportError naming `path`."""
     import onnxsim
 
     try:
@@ -129,7 +130,7 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13,
     model = model.eval().float().cpu()
     proto = _torch_to_onnx(model, imgsz, opset, dynamic_batch)
     if simplify:
-        proto = _simplify(proto, path)
+        proto = simplify_onnx(proto, path)
     check_onnx(proto, path)
     names = [o.name for o in proto.graph.output]
     if names != list(OUTPUT_NAMES) or proto.graph.input[0].name != INPUT_NAME:

@@ -1,0 +1,134 @@
+"""Accuracy per byte on real data: the pipeline's final INT8 TFLite against Ultralytics YOLOv8n trained from scratch
+on the same data, image size and CPU, then exported to full-INT8 TFLite through the same onnx2tf path.
+
+1. Our chain: a scratch DVC project with `data.source` = the given data.yaml (other params from params.yaml), `dvc
+   repro` (teacher, distillation, pruning, fine-tuning, PTQ, ONNX, TFLite).
+2. YOLOv8n (built from its yaml, no pretrained weights) trained by Ultralytics in the bench environment on the
+   chain's validated copy of the dataset, for as many epochs as our student trains (distill + fine-tune epochs),
+   at the same image size and batch; exported with the same graph contract, then converted to full-INT8 TFLite by
+   the pipeline, calibrated on the same `calibrate.subset_size` training images.
+3. Every FP32 and INT8 file is evaluated by the pipeline's evaluator on the same val images.
+
+    python -m bench.accuracy_compare --data ../shared/datasets/bccd/data.yaml [--params params.yaml] [--work DIR]
+                                     [--out bench/results/accuracy_bccd.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.dvc_project import commit, load_params, make_project, run
+from bench.stamp import stamp, write_report
+from bench.ultralytics_env import run_side
+from pipeline.backends import OnnxBackend, TFLiteBackend
+from pipeline.calibration import draw_calibration_images
+from pipeline.config import load_section
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.data.dataset import YoloDataset
+from pipeline.evaluate import evaluate
+from pipeline.export.common import check_onnx, load_onnx, save_onnx
+from pipeline.export.onnx_export import simplify_onnx
+from pipeline.export.tflite_export import export_tflite_int8
+from pipeline.stage_params import CalibrateParams, DistillParams, EvaluateParams, FinetuneParams, TeacherParams
+
+TRAINED = ("teacher", "distill", "finetune")
+
+
+def our_chain(params: dict[str, Any], data: Path, work: Path) -> tuple[Path, dict[str, Any]]:
+    """Run the DVC chain on `data`; return the project and its evaluate metrics plus training seconds."""
+    p = copy.deepcopy(params)
+    p["data"]["source"] = str(data.resolve())
+    p["gate"].update(max_bytes=10**12, min_map50=0.0, max_int8_drop=1.0)  # the comparison keeps every figure
+    project = make_project(work / "project", p)
+    run(["dvc", "repro"], project, timeout=6 * 3600)
+    commit(project, "chain")
+    metrics = json.loads((project / "artifacts/evaluate/metrics.json").read_text())
+    stage = {s: json.loads((project / f"artifacts/{s}/metrics.json").read_text()) for s in TRAINED}
+    return project, {"artifacts": metrics["artifacts"], "train_seconds": sum(stage[s]["seconds"] for s in TRAINED),
+                     "params": metrics["final"]["params"]}
+
+
+def ultralytics_yaml(dataset: Path, out: Path) -> Path:
+    """The chain's validated dataset copy, with an absolute `path` (Ultralytics resolves relative paths elsewhere)."""
+    cfg = yaml.safe_load((dataset / "data.yaml").read_text())
+    cfg["path"] = str(dataset.resolve())
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def score(backend: Any, val: YoloDataset, ep: EvaluateParams) -> dict[str, float]:
+    m = evaluate(backend, val, conf_thres=ep.conf_thres, iou_thres=ep.iou_thres, progress=False)
+    return {"map50": float(m["map50"]), "map": float(m["map"])}
+
+
+def row(name: str, params: int, epochs: str, train_s: float, fp32: dict, int8: dict, int8_bytes: int) -> dict:
+    return {"model": name, "params": params, "epochs": epochs, "train_seconds": train_s,
+            "fp32_map50": fp32["map50"], "fp32_map": fp32["map"], "int8_map50": int8["map50"], "int8_map": int8["map"],
+            "int8_bytes": int8_bytes, "int8_map50_per_mb": int8["map50"] / (int8_bytes / 1e6)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a YOLO data.yaml")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--cfg", default="yolov8n.yaml", help="the Ultralytics model yaml")
+    parser.add_argument("--work", default=None)
+    parser.add_argument("--out", default="bench/results/accuracy_compare.md")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    tp, dp = load_section(args.params, "teacher", TeacherParams), load_section(args.params, "distill", DistillParams)
+    fp = load_section(args.params, "finetune", FinetuneParams)
+    cp, ep = load_section(args.params, "calibrate", CalibrateParams), load_section(args.params, "evaluate", EvaluateParams)
+    imgsz, epochs = dp.train.imgsz, dp.train.epochs + fp.train.epochs
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        print(f"[compare 1/3] our chain (dvc repro) on {args.data}", flush=True)
+        project, ours = our_chain(params, Path(args.data), work)
+        dataset = project / "artifacts/data/dataset"
+        print(f"[compare 2/3] Ultralytics {args.cfg} from scratch: {epochs} epochs at {imgsz}, batch {dp.train.batch_size}",
+              flush=True)
+        ul_dir = work / "ultralytics"
+        onnx_path = ul_dir / "fp32.onnx"
+        ul = run_side(["train", "--cfg", args.cfg, "--data", str(ultralytics_yaml(dataset, work / "ul_data.yaml")),
+                       "--imgsz", str(imgsz), "--epochs", str(epochs), "--batch", str(dp.train.batch_size),
+                       "--seed", str(dp.train.seed), "--workdir", str(ul_dir / "runs"), "--out", str(onnx_path)],
+                      ul_dir, timeout=6 * 3600)
+        proto = simplify_onnx(load_onnx(onnx_path), onnx_path)
+        check_onnx(proto, onnx_path)
+        save_onnx(proto, onnx_path)
+        calib = draw_calibration_images(dataset / "data.yaml", imgsz, cp.subset_size, seed=cp.seed)
+        tfl = export_tflite_int8(onnx_path, ul_dir, calib, out_path=ul_dir / "int8.tflite", keep_float32=False)
+        print("[compare 3/3] evaluating every file on the same val images", flush=True)
+        data = load_data_yaml(dataset / "data.yaml")
+        val = YoloDataset(data.val, data.nc, imgsz, names=data.names)
+        a = ours["artifacts"]
+        rows = [row(f"`{dp.variant}` chain: distilled from `{tp.variant}`, pruned, fine-tuned", ours["params"],
+                    f"teacher {tp.train.epochs} + student {dp.train.epochs} + fine-tune {fp.train.epochs}",
+                    ours["train_seconds"], a["finetune"], a["tflite_int8"], a["tflite_int8"]["size_bytes"]),
+                row(f"Ultralytics `{Path(args.cfg).stem}` from scratch", ul["params"], f"{epochs}", ul["train_seconds"],
+                    score(OnnxBackend(onnx_path), val, ep), score(TFLiteBackend(tfl["path"]), val, ep),
+                    tfl["size_bytes"])]
+    lines = [f"# Accuracy per byte on `{args.data}`", "", stamp(), "",
+             f"Image size {imgsz}, batch {dp.train.batch_size}, this CPU; mAP by the pipeline's evaluator "
+             f"(pycocotools) on the same {len(val)} val images. FP32 = our fine-tuned torch model / Ultralytics' FP32 "
+             f"ONNX; INT8 = full-INT8 TFLite (LiteRT), both converted by the pipeline's onnx2tf path with "
+             f"{cp.subset_size} calibration images. Training time: all training stages of each.", "",
+             "| model | params | epochs | training time (s) | FP32 mAP50 | FP32 mAP50-95 | INT8 mAP50 | INT8 mAP50-95 | "
+             "INT8 TFLite bytes | INT8 mAP50 per MB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['params']:,} | {r['epochs']} | {r['train_seconds']:.0f} | {r['fp32_map50']:.3f} | "
+              f"{r['fp32_map']:.3f} | {r['int8_map50']:.3f} | {r['int8_map']:.3f} | {r['int8_bytes']:,} | "
+              f"{r['int8_map50_per_mb']:.3f} |" for r in rows]
+    lines += ["", f"Ultralytics' own validation of its last epoch (mAP50, its letterboxing and NMS): "
+                  f"{ul['ultralytics_map50']:.3f}."]
+    write_report(args.out, lines, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The Ultralytics half of the comparisons. Runs ONLY in the bench environment (`.venv-bench`, see
+`scripts/bench_env.sh`: Ultralytics needs torchvision, which does not load beside the project's CPU torch build),
+called as a subprocess by bench/deploy_compare.py and bench/bccd_compare.py. Offline: no hub, no fonts, no plots,
+no weight downloads (models are built from their yaml).
+
+    python bench/ultralytics_side.py export --cfg yolov8n.yaml --nc 80 --imgsz 320 --out m.onnx [--weights w.pt]
+    python bench/ultralytics_side.py train --cfg yolov8n.yaml --data data.yaml --imgsz 192 --epochs 14 --batch 8 \
+        --workdir DIR --out m.onnx
+
+Export writes the same graph contract as the LEAF-YOLO exports (CONTRACTS.md): input `images` [1,3,S,S] in [0,1],
+outputs `boxes` [1,N,4] (left, top, right, bottom distances in pixels from the anchor points, strides 8/16/32) and
+`scores` [1,N,nc] (sigmoid); decoding and NMS stay outside, so both detectors go through the same onnx2tf path and
+the same evaluator. Prints one JSON line: params, GFLOPs (torch FlopCounterMode, 2 x MACs) and, after training,
+training time and images per second.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: no connectivity checks
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+class SplitHead(nn.Module):
+    """The Ultralytics detector up to its Detect head, returning (boxes ltrb px [B,N,4], scores [B,N,nc])."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from ultralytics.utils.tal import make_anchors
+
+        layers = self.model.model
+        y: list = []
+        for m in layers[:-1]:
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            x = m(x)
+            y.append(x if m.i in self.model.save else None)
+        det = layers[-1]
+        feats = [y[j] for j in det.f]
+        preds = det.forward_head(feats, **det.one2many)
+        _, strides = make_anchors(feats, det.stride, 0.5)  # [N, 1]
+        dist = det.dfl(preds["boxes"]) * strides.transpose(0, 1)  # [B, 4, N] in pixels
+        return dist.transpose(1, 2), preds["scores"].sigmoid().transpose(1, 2)
+
+
+def build(cfg: str, nc: int, weights: str | None) -> nn.Module:
+    from ultralytics.nn.tasks import DetectionModel
+
+    if weights:
+        ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+        model = (ckpt.get("ema") or ckpt["model"]).float()
+    else:
+        model = DetectionModel(cfg, nc=nc, verbose=False)
+    model.eval()
+    for m in model.modules():  # fuse nothing; keep BN so both exporters see comparable graphs (onnxsim folds BN)
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return SplitHead(model).eval()
+
+
+def gflops(model: nn.Module, imgsz: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, imgsz, imgsz))
+    return counter.get_total_flops() / 1e9
+
+
+def export(model: nn.Module, imgsz: int, out: Path) -> dict:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.zeros(1, 3, imgsz, imgsz),), str(tmp), dynamo=False, opset_version=13,
+                          input_names=["images"], output_names=["boxes", "scores"], do_constant_folding=True)
+    tmp.replace(out)
+    return {"onnx": str(out), "params": sum(p.numel() for p in model.parameters()), "gflops": gflops(model, imgsz)}
+
+
+def train(args: argparse.Namespace) -> dict:
+    from ultralytics import YOLO
+    from ultralytics.utils import SETTINGS
+
+    off = ("sync", "wandb", "mlflow", "clearml", "comet", "dvc", "tensorboard", "neptune", "raytune", "hub")
+    SETTINGS.update({k: False for k in off if k in SETTINGS})  # no telemetry, no logger integrations
+    work = Path(args.workdir).resolve()
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    model = YOLO(args.cfg)
+    t0 = time.perf_counter()
+    model.train(data=args.data, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu",
+                workers=0, project=str(work), name="train", exist_ok=True, plots=False, amp=False, seed=args.seed,
+                deterministic=True, pretrained=False, val=True, verbose=False, cache=False)
+    seconds = time.perf_counter() - t0
+    trainer = model.trainer
+    n_train = len(trainer.train_loader.dataset)
+    weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
+    return {"weights": str(weights), "train_seconds": seconds, "epochs": args.epochs, "n_train": n_train,
+            "images_per_second": n_train * args.epochs / seconds,
+            "ultralytics_map50": float(trainer.metrics.get("metrics/mAP50(B)", float("nan")))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export")
+    e.add_argument("--cfg", required=True)
+    e.add_argument("--nc", type=int, default=80)
+    e.add_argument("--weights", default=None)
+    e.add_argument("--imgsz", type=int, required=True)
+    e.add_argument("--out", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--cfg", required=True)
+    t.add_argument("--data", required=True)
+    t.add_argument("--imgsz", type=int, required=True)
+    t.add_argument("--epochs", type=int, required=True)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workdir", required=True)
+    t.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if args.cmd == "export":
+        result = export(build(args.cfg, args.nc, args.weights), args.imgsz, Path(args.out))
+    else:
+        result = train(args)
+        result.update(export(build(args.cfg, 0, result["weights"]), args.imgsz, Path(args.out)))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
