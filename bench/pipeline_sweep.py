@@ -98,9 +98,9 @@ def plot(points: list[dict[str, Any]], max_bytes: int, path: Path) -> None:
     tmp.replace(path)
 
 
-def report_lines(cold: dict[str, Any], incr: dict[str, Any], points: list[dict[str, Any]], budgets: GateParams,
-                 png: Path) -> list[str]:
-    lines = ["# Pipeline cost and compression trade-off (DVC experiments)", "", stamp(), "",
+def report_lines(header: str, cold: dict[str, Any], incr: dict[str, Any], points: list[dict[str, Any]],
+                 budgets: GateParams, png: Path) -> list[str]:
+    lines = ["# Pipeline cost and compression trade-off (DVC experiments)", "", header, "",
              "## Cost of a run", "",
              f"Cold `dvc repro` (empty cache): {cold['wall']:.0f} s. "
              f"Incremental `dvc exp run -S prune.sparsity={INCREMENTAL}`: {incr['wall']:.0f} s, "
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="keep the scratch project here (default: a temp folder)")
     parser.add_argument("--out", default="bench/results/pipeline_sweep.md")
     args = parser.parse_args()
+    header = stamp()  # the commit whose pipeline is copied into the scratch project, now
     params = load_params(args.params)
     budgets = GateParams(**params["gate"])
     base = float(params["prune"]["sparsity"])
@@ -188,7 +189,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     plot([p for p in points if p["alpha"] == params["distill"]["alpha"]], budgets.max_bytes, png)
-    write_report(out, report_lines(cold, incr, points, budgets, png),
+    write_report(out, report_lines(header, cold, incr, points, budgets, png),
                  {"cold": cold, "incremental": incr, "points": points})
 
 
