@@ -132,7 +132,6 @@ def main() -> None:
     t.add_argument("--workdir", required=True)
     t.add_argument("--out", required=True)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     if args.cmd == "export":
         result = export(build(args.cfg, args.nc, args.weights), args.imgsz, Path(args.out))
     else:
