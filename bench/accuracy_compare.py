@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,14 @@ import yaml
 
 from bench.dvc_project import commit, load_params, make_project, run
 from bench.stamp import stamp, write_report
-from bench.ultralytics_env import run_side
+from bench.ultralytics_env import finish_onnx, run_side
 from pipeline.backends import OnnxBackend, TFLiteBackend
 from pipeline.calibration import draw_calibration_images
 from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
 from pipeline.evaluate import evaluate
-from pipeline.export.common import check_onnx, load_onnx, save_onnx
-from pipeline.export.onnx_export import simplify_onnx
+from pipeline.reporting import read_json
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.stage_params import CalibrateParams, DistillParams, EvaluateParams, FinetuneParams, TeacherParams
 
@@ -49,8 +47,8 @@ def our_chain(params: dict[str, Any], data: Path, work: Path) -> tuple[Path, dic
     project = make_project(work / "project", p)
     run(["dvc", "repro"], project, timeout=6 * 3600)
     commit(project, "chain")
-    metrics = json.loads((project / "artifacts/evaluate/metrics.json").read_text())
-    stage = {s: json.loads((project / f"artifacts/{s}/metrics.json").read_text()) for s in TRAINED}
+    metrics = read_json(project / "artifacts/evaluate/metrics.json")
+    stage = {s: read_json(project / f"artifacts/{s}/metrics.json") for s in TRAINED}
     return project, {"artifacts": metrics["artifacts"], "train_seconds": sum(stage[s]["seconds"] for s in TRAINED),
                      "params": metrics["final"]["params"]}
 
@@ -100,9 +98,7 @@ def main() -> None:
                        "--imgsz", str(imgsz), "--epochs", str(epochs), "--batch", str(dp.train.batch_size),
                        "--seed", str(dp.train.seed), "--workdir", str(ul_dir / "runs"), "--out", str(onnx_path)],
                       ul_dir, timeout=6 * 3600)
-        proto = simplify_onnx(load_onnx(onnx_path), onnx_path)
-        check_onnx(proto, onnx_path)
-        save_onnx(proto, onnx_path)
+        finish_onnx(onnx_path)
         calib = draw_calibration_images(dataset / "data.yaml", imgsz, cp.subset_size, seed=cp.seed)
         tfl = export_tflite_int8(onnx_path, ul_dir, calib, out_path=ul_dir / "int8.tflite", keep_float32=False)
         print("[compare 3/3] evaluating every file on the same val images", flush=True)

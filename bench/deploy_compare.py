@@ -16,7 +16,6 @@ Ratios are against YOLOv8n at the same input size.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,17 @@ import torch
 
 from bench.model_table import gflops
 from bench.stamp import stamp, write_report
-from bench.ultralytics_env import run_side
+from bench.ultralytics_env import finish_onnx, run_side
 from pipeline.backends import OnnxBackend, TFLiteBackend
 from pipeline.calibration import draw_calibration_images
 from pipeline.data.synthetic import generate_dataset
-from pipeline.export.common import check_onnx, load_onnx, save_onnx
-from pipeline.export.onnx_export import export_onnx, simplify_onnx
+from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import quantize_onnx_int8
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.latency import measure_latency
 from pipeline.model.leafyolo import LeafYOLO
 from pipeline.prune import prune
-from pipeline.reporting import write_json
+from pipeline.reporting import read_json, write_json
 
 # name -> (kind, spec): "ours" spec = (variant, sparsity); "ultralytics" spec = model yaml
 MODELS: dict[str, tuple[str, Any]] = {
@@ -72,9 +70,7 @@ def build_fp32(name: str, imgsz: int, nc: int, path: Path) -> dict[str, Any]:
         return {"params": sum(p.numel() for p in model.parameters()), "gflops": gflops(model, imgsz)}
     info = run_side(["export", "--cfg", spec, "--nc", str(nc), "--imgsz", str(imgsz), "--out", str(path)],
                     path.parent / "ultralytics-work")
-    proto = simplify_onnx(load_onnx(path), path)  # the same onnxsim pass as the pipeline's own export
-    check_onnx(proto, path)
-    save_onnx(proto, path)
+    finish_onnx(path)
     return {"params": info["params"], "gflops": info["gflops"]}
 
 
@@ -84,7 +80,7 @@ def convert(name: str, imgsz: int, nc: int, calib: np.ndarray, work: Path) -> di
     files = {"onnx_fp32": d / "fp32.onnx", "onnx_int8": d / "int8_qdq.onnx", "tflite_int8": d / "int8.tflite"}
     meta = d / "meta.json"
     if all(f.is_file() for f in files.values()) and meta.is_file():
-        return {**json.loads(meta.read_text()), "files": files}
+        return {**read_json(meta), "files": files}
     info = build_fp32(name, imgsz, nc, files["onnx_fp32"])
     quantize_onnx_int8(files["onnx_fp32"], files["onnx_int8"], calib)
     export_tflite_int8(files["onnx_fp32"], d, calib, out_path=files["tflite_int8"], keep_float32=False)

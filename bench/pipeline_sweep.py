@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import re
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 from bench.dvc_project import commit, exp_show, load_params, make_project, run
 from bench.stamp import stamp, write_report
 from pipeline.gate import check_budgets
+from pipeline.reporting import read_json
 from pipeline.stage_params import GateParams
 
 STAGES = ("data", "teacher", "distill", "prune", "finetune", "calibrate", "onnx", "tflite", "evaluate")
@@ -130,12 +130,12 @@ def report_lines(header: str, cold: dict[str, Any], incr: dict[str, Any], points
 
 
 def throughput(project: Path) -> dict[str, float]:
-    return {s: json.loads((project / metrics_file(s)).read_text()).get("images_per_second", float("nan"))
+    return {s: read_json(project / metrics_file(s)).get("images_per_second", float("nan"))
             for s in ("teacher", "distill", "finetune")}
 
 
 def stage_seconds(project: Path, stages: tuple[str, ...] | list[str] = STAGES) -> dict[str, float]:
-    return {s: json.loads((project / metrics_file(s)).read_text())["seconds"] for s in stages}
+    return {s: read_json(project / metrics_file(s))["seconds"] for s in stages}
 
 
 def main() -> None:

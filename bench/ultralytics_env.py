@@ -34,3 +34,13 @@ def run_side(args: list[str], cwd: Path, timeout: float = 7200) -> dict[str, Any
         raise RuntimeError(f"ultralytics_side.py {' '.join(args)} failed (exit {proc.returncode}):\n"
                            f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+def finish_onnx(path: Path) -> None:
+    """The same onnxsim + checker pass the pipeline's own export applies, in place (atomic write)."""
+    from pipeline.export.common import check_onnx, load_onnx, save_onnx
+    from pipeline.export.onnx_export import simplify_onnx
+
+    proto = simplify_onnx(load_onnx(path), path)
+    check_onnx(proto, path)
+    save_onnx(proto, path)
