@@ -103,6 +103,37 @@ def _run_onnx2tf(onnx_path: Path, source: Path, workdir: Path, calib_npy: Path, 
     return out_folder
 
 
+def require_fp32(model, onnx_path: Path) -> None:
+    """onnx2tf 1.x cannot read a QDQ (NNCF) ONNX: refuse it with the file named."""
+    if {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in model.graph.node}:
+        raise ExportError(f"{onnx_path}: QDQ (quantised) ONNX given; onnx2tf needs the FP32 ONNX")
+
+
+@contextlib.contextmanager
+def onnx2tf_run(fp32_onnx: Path, model, images_nchw: np.ndarray, data_name: str, workdir: str | Path | None,
+                options: dict):
+    """Convert `model` (loaded from `fp32_onnx`) with onnx2tf in a work folder; yield (work, saved_model folder).
+
+    The folder gets onnx2tf's check sample (from `images_nchw`, so nothing is downloaded), the images as NHWC
+    float32 `data_name` (calibration / check data) and the `graph_prep`-rewritten model. `workdir` is kept;
+    without it a temporary folder is used and removed when the block ends, so callers copy what they need out
+    of it inside the block.
+    """
+    tmp = None if workdir else tempfile.mkdtemp(prefix="onnx2tf_")
+    work = Path(workdir or tmp).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        nhwc = np.ascontiguousarray(images_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
+        np.save(work / SAMPLE_FILE, nhwc[:20])  # onnx2tf's own check data: read from cwd, never downloaded
+        np.save(work / data_name, nhwc)
+        source = work / "model.onnx"
+        save_onnx(prepare_for_onnx2tf(model), source)
+        yield work, _run_onnx2tf(fp32_onnx, source, work, work / data_name, options)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _quant(detail: dict) -> dict:
     scale, zp = detail["quantization"]
     return {"name": detail["name"], "index": int(detail["index"]), "shape": [int(s) for s in detail["shape"]],
@@ -201,28 +232,16 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
     fp32_onnx, out_dir = Path(fp32_onnx), Path(out_dir)
     out_path = Path(out_path) if out_path else out_dir / "model_int8.tflite"
     model = load_onnx(fp32_onnx)
-    ops = {n.op_type for n in model.graph.node}
     if quant_type not in ("per-channel", "per-tensor"):
         raise ValueError(f"quant_type must be 'per-channel' or 'per-tensor', got {quant_type!r}")
     options = {**ONNX2TF_OPTIONS, "quant_type": quant_type, **(onnx2tf_options or {})}
-    if {"QuantizeLinear", "DequantizeLinear"} & ops:
-        raise ExportError(f"{fp32_onnx}: QDQ (quantised) ONNX given; onnx2tf needs the FP32 ONNX")
+    require_fp32(model, fp32_onnx)
     calib = check_images(calib_images, "calib_images")
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     if len(dims) == 4 and dims[-1] and dims[-1] != calib.shape[-1]:
         raise ValueError(f"calib_images are {calib.shape[-1]}px but {fp32_onnx} expects {dims[-1]}px")
 
-    tmp = None if workdir else tempfile.mkdtemp(prefix="onnx2tf_")
-    work = Path(workdir or tmp).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        nhwc = np.ascontiguousarray(calib.transpose(0, 2, 3, 1), dtype=np.float32)
-        np.save(work / SAMPLE_FILE, nhwc[:20])  # onnx2tf's own check data: read from cwd, never downloaded
-        calib_npy = work / "calibration_nhwc_float32.npy"
-        np.save(calib_npy, nhwc)
-        source = work / "model.onnx"
-        save_onnx(prepare_for_onnx2tf(model), source)
-        tf_dir = _run_onnx2tf(fp32_onnx, source, work, calib_npy, options)
+    with onnx2tf_run(fp32_onnx, model, calib, "calibration_nhwc_float32.npy", workdir, options) as (work, tf_dir):
         int8_file, f32_file = tf_dir / "model_full_integer_quant.tflite", tf_dir / "model_float32.tflite"
         if not int8_file.is_file():
             raise ExportError(f"onnx2tf produced no full-INT8 TFLite for {fp32_onnx}:\n"
@@ -244,9 +263,6 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
             result["float32_path"] = str(f32_out)
             result["float32_diff"] = {n: {k: o[k] for k in ("max_abs_diff", "mean_abs_diff")} for n, o in f32.items()}
         atomic_copy(int8_file, out_path)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
     result.update(path=str(out_path), size_bytes=out_path.stat().st_size, seconds=time.perf_counter() - t0)
     return result
 
