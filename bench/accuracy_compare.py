@@ -25,7 +25,7 @@ import yaml
 
 from bench.dvc_project import commit, load_params, make_project, run
 from bench.stamp import stamp, write_report
-from bench.ultralytics_env import finish_onnx, run_side
+from bench.ultralytics_env import bench_python, finish_onnx, run_side
 from pipeline.backends import OnnxBackend, TFLiteBackend
 from pipeline.calibration import draw_calibration_images
 from pipeline.config import load_section
@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--work", default=None)
     parser.add_argument("--out", default="bench/results/accuracy_compare.md")
     args = parser.parse_args()
+    bench_python()  # fail now, not after our chain's training, when the bench environment is missing
+    load_data_yaml(args.data)  # likewise for a missing or malformed data.yaml (the error names the file)
     params = load_params(args.params)
     tp, dp = load_section(args.params, "teacher", TeacherParams), load_section(args.params, "distill", DistillParams)
     fp = load_section(args.params, "finetune", FinetuneParams)

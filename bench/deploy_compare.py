@@ -25,7 +25,7 @@ import torch
 
 from bench.model_table import gflops
 from bench.stamp import stamp, write_report
-from bench.ultralytics_env import finish_onnx, run_side
+from bench.ultralytics_env import bench_python, finish_onnx, run_side
 from pipeline.backends import OnnxBackend, TFLiteBackend
 from pipeline.calibration import draw_calibration_images
 from pipeline.data.synthetic import generate_dataset
@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--work", default=None)
     parser.add_argument("--out", default="bench/results/deploy_compare.md")
     args = parser.parse_args()
+    if any(MODELS[m][0] == "ultralytics" for m in args.models):
+        bench_python()  # fail before converting our models when the bench environment is missing
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)

@@ -99,6 +99,33 @@ def test_accuracy_compare_trains_both_and_evaluates_every_file(tmp_path):
     assert "Command: `python -m bench.accuracy_compare" in text and "Ultralytics `yolov8n` from scratch" in text
 
 
+def _run_bench_expecting_failure(args: list[str], bench_python: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", "LEAFYOLO_BENCH_PYTHON": str(bench_python)}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    return proc
+
+
+@pytest.mark.parametrize("script", [["bench.deploy_compare", "--models", "leafyolo_u", "yolov8n", "--sizes", "64"],
+                                    ["bench.accuracy_compare", "--data", "data.yaml"]])
+def test_a_missing_bench_environment_stops_the_bench_before_any_work(tmp_path, script):
+    missing = tmp_path / "no-bench-venv" / "bin" / "python"
+    out, work = tmp_path / "report.md", tmp_path / "work"
+    proc = _run_bench_expecting_failure([*script, "--work", str(work), "--out", str(out)], missing)
+    assert f"bench environment not found: {missing}" in proc.stderr and "scripts/bench_env.sh" in proc.stderr
+    assert "[deploy 1/" not in proc.stdout and "[compare 1/3]" not in proc.stdout
+    assert not out.exists() and not work.exists()
+
+
+def test_accuracy_compare_names_a_missing_data_yaml_before_training(tmp_path):
+    data, work = tmp_path / "nowhere" / "data.yaml", tmp_path / "work"
+    proc = _run_bench_expecting_failure(["bench.accuracy_compare", "--data", str(data), "--work", str(work),
+                                         "--out", str(tmp_path / "acc.md")], Path(sys.executable))
+    assert f"{data}: data.yaml not found" in proc.stderr
+    assert "[compare 1/3]" not in proc.stdout and not work.exists()
+
+
 def test_collect_gathers_reports_in_order_and_relinks_plots(tmp_path):
     from bench.collect import collect
 
