@@ -15,6 +15,25 @@ from bench.model_table import markdown, rows
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _bench(args: list[str], timeout: int = 1200, **env_extra: str) -> subprocess.CompletedProcess:
+    """`python -m <args>` from the repo root, as a user runs a bench script."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", **env_extra}
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _run_bench(args: list[str], timeout: int = 1200) -> subprocess.CompletedProcess:
+    proc = _bench(args, timeout)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _run_bench_expecting_failure(args: list[str], bench_python: Path) -> subprocess.CompletedProcess:
+    proc = _bench(args, 300, LEAFYOLO_BENCH_PYTHON=str(bench_python))
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    return proc
+
+
 def test_model_table_counts_params_and_flops():
     table = rows(nc=80, sizes=(320, 416))
     by_name = {r["variant"]: r for r in table}
@@ -27,11 +46,8 @@ def test_model_table_counts_params_and_flops():
 
 def test_activation_bench_writes_a_report(tmp_path):
     out = tmp_path / "act.md"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "bench.activation_int8", "--acts", "relu",
-                           "--params", str(REPO / "tests" / "tiny_params.yaml"), "--n-train", "16", "--out", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run_bench(["bench.activation_int8", "--acts", "relu", "--params", str(REPO / "tests" / "tiny_params.yaml"),
+                "--n-train", "16", "--out", str(out)], timeout=600)
     text = out.read_text()
     assert "Command: `python -m bench.activation_int8" in text and "| relu |" in text
     (row,) = json.loads(out.with_suffix(".json").read_text())
@@ -47,14 +63,6 @@ def _bench_python_or_skip() -> None:
         if os.environ.get("CI"):
             raise  # CI builds the bench environment (scripts/test.sh); its absence there is a failure
         pytest.skip(str(e))
-
-
-def _run_bench(args: list[str], timeout: int = 1200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def test_deploy_compare_converts_both_families_and_reports_ratios(tmp_path):
@@ -97,14 +105,6 @@ def test_accuracy_compare_trains_both_and_evaluates_every_file(tmp_path):
     assert (tmp_path / "work/ultralytics/int8.tflite").is_file()
     text = out.read_text()
     assert "Command: `python -m bench.accuracy_compare" in text and "Ultralytics `yolov8n` from scratch" in text
-
-
-def _run_bench_expecting_failure(args: list[str], bench_python: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", "LEAFYOLO_BENCH_PYTHON": str(bench_python)}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode != 0, proc.stdout[-2000:]
-    return proc
 
 
 @pytest.mark.parametrize("script", [["bench.deploy_compare", "--models", "leafyolo_u", "yolov8n", "--sizes", "64"],
