@@ -32,8 +32,8 @@ from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
 from pipeline.evaluate import evaluate
-from pipeline.reporting import read_json
 from pipeline.export.tflite_export import export_tflite_int8
+from pipeline.reporting import read_json
 from pipeline.stage_params import CalibrateParams, DistillParams, EvaluateParams, FinetuneParams, TeacherParams
 
 TRAINED = ("teacher", "distill", "finetune")
