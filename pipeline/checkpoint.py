@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,37 @@ def save_checkpoint(path: str | Path, model: LeafYOLO, names: list[str], imgsz: 
     atomic_torch_save({**model_meta(model, names, imgsz, pruning_history), "model": state, **extra}, path)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and validate a checkpoint dict; errors name the file and what is wrong."""
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint whose pickle holds more than tensors and plain data: refused, since loading it could run code."""
+
+
+def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` with `weights_only=True`: tensors, numbers, strings, lists, tuples and dicts only.
+
+    A file whose pickle names any other object (a function such as `os.system`, a class) is refused before
+    anything in it runs, with `UnsafeCheckpointError`; a file that is not a torch pickle at all raises ValueError.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        named = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), "")
+        if named:  # the pickle names a function or class: exactly what weights_only refuses to call
+            raise UnsafeCheckpointError(
+                f"checkpoint {path} holds objects other than tensors and plain data ({named}); refused without "
+                f"running it: expected a LEAF-YOLO checkpoint (tensors, numbers, strings, lists, dicts)") from None
+        raise ValueError(f"checkpoint {path} is corrupt or not a LEAF-YOLO checkpoint (not a torch file of "
+                         f"tensors and plain data)") from None
     except Exception as exc:  # torch raises many types for a corrupt file
         raise ValueError(f"checkpoint {path} is corrupt or not a LEAF-YOLO checkpoint: {exc}") from exc
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load (safely) and validate a checkpoint dict; errors name the file and what is wrong."""
+    path = Path(path)
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict):
         raise ValueError(f"checkpoint {path} is not a LEAF-YOLO checkpoint (expected a dict, got {type(ckpt).__name__})")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
