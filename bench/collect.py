@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.data.atomic import atomic_write_text
 
-ORDER = ("deploy_compare", "accuracy_compare", "pipeline_sweep", "train_compare", "activation_int8")
+ORDER = ("deploy_compare", "accuracy_compare", "seed_spread", "pipeline_sweep", "train_compare", "activation_int8")
 
 
 def collect(results: Path, out: Path) -> str:

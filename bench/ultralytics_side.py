@@ -5,7 +5,7 @@ no weight downloads (models are built from their yaml).
 
     python bench/ultralytics_side.py export --cfg yolov8n.yaml --nc 80 --imgsz 320 --out m.onnx [--weights w.pt]
     python bench/ultralytics_side.py train --cfg yolov8n.yaml --data data.yaml --imgsz 192 --epochs 14 --batch 8 \
-        --workdir DIR --out m.onnx
+        --workdir DIR --out m.onnx [--seconds 900]
 
 Export writes the same graph contract as the LEAF-YOLO exports (CONTRACTS.md): input `images` [1,3,S,S] in [0,1],
 outputs `boxes` [1,N,4] (left, top, right, bottom distances in pixels from the anchor points, strides 8/16/32) and
@@ -101,15 +101,17 @@ def train(args: argparse.Namespace) -> dict:
     work.mkdir(parents=True)
     model = YOLO(args.cfg)
     t0 = time.perf_counter()
+    budget = {"time": args.seconds / 3600} if args.seconds else {}  # Ultralytics fits its epochs into the time
     model.train(data=args.data, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu",
                 workers=0, project=str(work), name="train", exist_ok=True, plots=False, amp=False, seed=args.seed,
-                deterministic=True, pretrained=False, val=True, verbose=False, cache=False)
+                deterministic=True, pretrained=False, val=True, verbose=False, cache=False, **budget)
     seconds = time.perf_counter() - t0
     trainer = model.trainer
     n_train = len(trainer.train_loader.dataset)
+    epochs = int(trainer.epoch) + 1
     weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
-    return {"weights": str(weights), "train_seconds": seconds, "epochs": args.epochs, "n_train": n_train,
-            "images_per_second": n_train * args.epochs / seconds,
+    return {"weights": str(weights), "train_seconds": seconds, "epochs": epochs, "n_train": n_train,
+            "images_per_second": n_train * epochs / seconds,
             "ultralytics_map50": float(trainer.metrics.get("metrics/mAP50(B)", float("nan")))}
 
 
@@ -128,6 +130,7 @@ def main() -> None:
     t.add_argument("--imgsz", type=int, required=True)
     t.add_argument("--epochs", type=int, required=True)
     t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--seconds", type=float, default=0.0, help="train for this wall-clock time instead of --epochs")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workdir", required=True)
     t.add_argument("--out", required=True)

@@ -23,6 +23,7 @@ from pipeline.fuse import fuse_conv_bn, is_fused
 from pipeline.model.leafyolo import LeafYOLO
 from pipeline.model.variants import VARIANTS
 from pipeline.predict import Detections, predict
+from pipeline.seeding import warm_up_math_kernels
 from pipeline.trainer import pick_device
 
 from leafyolo import training
@@ -44,8 +45,9 @@ class LEAFYOLO(nn.Module):
     task = "detect"
 
     def __init__(self, model: str | Path | nn.Module = "detect", variant: str = "leafyolo_u", nc: int = 80,
-                 names: list[str] | None = None, act: str = "relu", imgsz: int | None = None):
+                 names: list[str] | None = None, act: str = "relu", imgsz: int | None = None, seed: int = 0):
         super().__init__()
+        warm_up_math_kernels()  # torch's first vector-math call per thread can be inexact (pipeline/seeding.py)
         self.names: list[str] = []
         self.imgsz = imgsz or DEFAULT_IMGSZ
         self.pruning_history: list = []
@@ -60,7 +62,7 @@ class LEAFYOLO(nn.Module):
         elif isinstance(model, nn.Module):
             raise ValueError(f"LEAFYOLO wraps a pipeline LeafYOLO module, got {type(model).__name__}")
         elif str(model) == "detect" or str(model) in VARIANTS:
-            self.model = LeafYOLO(variant if str(model) == "detect" else str(model), nc, act=act)
+            self.model = LeafYOLO(variant if str(model) == "detect" else str(model), nc, act=act, seed=seed)
         else:
             self._load(Path(model), imgsz)
         if self.model is not None:

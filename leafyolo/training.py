@@ -16,6 +16,7 @@ from pipeline.distill import DistillWeights
 from pipeline.model.leafyolo import LeafYOLO
 from pipeline.model.variants import VARIANTS
 from pipeline.reporting import Steps
+from pipeline.seeding import seed_everything
 from pipeline.train_params import TrainParams
 from pipeline.trainer import TrainResult, pick_device
 from pipeline.training_run import train_model
@@ -45,14 +46,14 @@ def run_dir(project: str | Path, name: str | None) -> Path:
     return project / (f"exp{k}" if k > 1 else "exp")
 
 
-def adapt_nc(model: LeafYOLO, nc: int, pruning_history: list) -> LeafYOLO:
+def adapt_nc(model: LeafYOLO, nc: int, pruning_history: list, seed: int) -> LeafYOLO:
     """The same model with `nc` classes: every tensor whose shape still fits is kept (all but the class conv)."""
     if model.nc == nc:
         return model
     if pruning_history:
         raise ValueError(f"the pruned model predicts {model.nc} classes but the data has {nc}; "
                          f"prune a model trained on this data instead")
-    new = LeafYOLO(model.variant, nc, act=model.act)
+    new = LeafYOLO(model.variant, nc, act=model.act, seed=seed)
     own = new.state_dict()
     kept = {k: v for k, v in model.state_dict().items() if k in own and own[k].shape == v.shape}
     new.load_state_dict(kept, strict=False)
@@ -94,7 +95,7 @@ def resolve_teacher(teacher: Any, data_yaml: str, nc: int, p: TrainParams, proje
             step(f"reusing the cached {teacher} teacher {cached}")
             model = load_model(cached)[0]
         else:
-            model = LeafYOLO(teacher, nc, act=act)
+            model = LeafYOLO(teacher, nc, act=act, seed=p.seed)
             step(f"training the {teacher} teacher ({count_params(model):,} params) for {p.epochs} epochs at "
                  f"{p.imgsz}px -> {cached}")
             model = train_model(model, data_yaml, p, cached, cached.with_suffix(".work"), device=device).model
@@ -118,7 +119,8 @@ def run(m: "LEAFYOLO", o: TrainOptions) -> tuple[TrainResult, Path, list[str], i
     p = train_params(o, imgsz)
     data = load_data_yaml(o.data)
     step = Steps("train", 3)
-    model = adapt_nc(m.model, data.nc, m.pruning_history)
+    seed_everything(o.seed)
+    model = adapt_nc(m.model, data.nc, m.pruning_history, o.seed)
     out = run_dir(o.project, o.name)
     teacher = resolve_teacher(o.teacher, str(o.data), data.nc, p, o.project, model.act, o.device, step) \
         if o.distillation_alpha > 0 else None

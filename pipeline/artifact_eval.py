@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.backends import OnnxBackend, TFLiteBackend, TorchBackend
+from pipeline.bootstrap import paired_interval
 from pipeline.checkpoint import count_params, load_model
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
@@ -16,13 +17,23 @@ from pipeline.latency import measure_latency
 from pipeline.stage_params import EvaluateParams
 
 
-def open_backend(path: Path) -> tuple[Any, int | None, int | None]:
-    """(backend, params when known from the file, imgsz when known from the file)."""
+INTERVAL_KEYS = ("map50_ci_low", "map50_ci_high", "map50_se", "map_ci_low", "map_ci_high", "map_se")
+
+
+def is_qdq(path: Path) -> bool:
+    import onnx
+
+    return any(n.op_type == "QuantizeLinear" for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def open_backend(path: Path, exact: bool = False) -> tuple[Any, int | None, int | None]:
+    """(backend, params when known from the file, imgsz when known from the file). `exact`: a QDQ ONNX runs
+    without fused INT8 kernels, which are not deterministic (see OnnxBackend)."""
     if path.suffix == ".pt":
         model, ckpt = load_model(path)
         return TorchBackend(model), count_params(model), int(ckpt["imgsz"])
     if path.suffix == ".onnx":
-        return OnnxBackend(path, num_threads=1), None, None
+        return OnnxBackend(path, num_threads=1, exact=exact and is_qdq(path)), None, None
     if path.suffix == ".tflite":
         return TFLiteBackend(path, num_threads=1), None, None
     raise ValueError(f"{path}: unsupported artifact type (expected .pt, .onnx or .tflite)")
@@ -40,20 +51,42 @@ def mean_pr_curve(pr_curve: dict[str, list]) -> list[dict[str, float]]:
 
 def evaluate_artifacts(data_yaml: str | Path, artifacts: dict[str, Path], reference_params: int, imgsz: int,
                        p: EvaluateParams, log=print) -> dict[str, Any]:
-    """Returns {'artifacts': {name: figures}, 'pr_curve': {...}} for the named artifact files."""
+    """Returns {'artifacts': {name: figures}, 'pr_curve': {...}, 'map50_samples': {name: bootstrap mAP50s}} for
+    the named artifact files."""
     data = load_data_yaml(data_yaml)
     val = YoloDataset(data.val, data.nc, imgsz, augment=None, names=data.names)
     results: dict[str, Any] = {}
     curves: dict[str, Any] = {}
+    samples: dict[str, np.ndarray] = {}  # bootstrap mAP50s, paired across artifacts (same images, same seed)
     for i, (name, path) in enumerate(artifacts.items(), 1):
         log(f"  ({i}/{len(artifacts)}) {name}: {path}")
-        backend, params, file_imgsz = open_backend(Path(path))
+        backend, params, file_imgsz = open_backend(Path(path), exact=True)
         if file_imgsz is not None and file_imgsz != imgsz:
             raise ValueError(f"{path} was trained at {file_imgsz}px but the chain is evaluated at {imgsz}px")
-        m = evaluate(backend, val, conf_thres=p.conf_thres, iou_thres=p.iou_thres, progress=True)
-        results[name] = {"map50": float(m["map50"]), "map": float(m["map"]), "size_bytes": Path(path).stat().st_size,
+        m = evaluate(backend, val, conf_thres=p.conf_thres, iou_thres=p.iou_thres, progress=True,
+                     bootstrap=p.bootstrap_resamples, bootstrap_seed=p.bootstrap_seed)
+        intervals = {k: float(m[k]) for k in INTERVAL_KEYS if k in m}
+        results[name] = {"map50": float(m["map50"]), "map": float(m["map"]), **intervals,
+                         "size_bytes": Path(path).stat().st_size,
                          "params": params if params is not None else reference_params,
                          "per_class_ap50": {k: float(v["ap50"]) for k, v in m["per_class"].items()},
-                         **measure_latency(backend, imgsz, p.latency_runs, p.latency_warmup)}
+                         **measure_latency(open_backend(Path(path))[0] if Path(path).suffix == ".onnx" else backend,
+                                           imgsz, p.latency_runs, p.latency_warmup)}
         curves[name] = m["pr_curve"]
-    return {"artifacts": results, "pr_curve": curves}
+        if "map50_samples" in m:
+            samples[name] = m["map50_samples"]
+    return {"artifacts": results, "pr_curve": curves, "map50_samples": samples}
+
+
+def final_figures(figures: dict[str, Any], samples: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What the gate and users' CI read: the INT8 TFLite's figures, its mAP50 drop from the FP32 fine-tuned model
+    and the fraction of that mAP50 it keeps; with bootstrap samples, the drop's paired 95 % interval."""
+    fp32, final = figures["finetune"], figures["tflite_int8"]
+    out = {k: final[k] for k in ("map50", "map", "size_bytes", "params", *INTERVAL_KEYS) if k in final}
+    out["fp32_map50"] = fp32["map50"]
+    out["int8_drop_map50"] = fp32["map50"] - final["map50"]
+    out["int8_retention"] = final["map50"] / fp32["map50"] if fp32["map50"] > 0 else 0.0
+    if "finetune" in samples and "tflite_int8" in samples:
+        lo, hi = paired_interval(samples["finetune"], samples["tflite_int8"])
+        out.update(int8_drop_map50_ci_low=lo, int8_drop_map50_ci_high=hi)
+    return out

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.iou import box_iou_pairwise
+from pipeline.iou import box_iou_pairwise, power
 
 
 @dataclass
@@ -45,7 +45,7 @@ class TaskAlignedAssigner:
         iou = box_iou_pairwise(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :]).clamp_(0)  # [B,M,N]
         cls_prob = pred_scores.gather(2, gt_labels[:, None, :].expand(b, n, m).clamp(0, nc - 1))
         cls_prob = cls_prob.permute(0, 2, 1)  # [B,M,N]
-        align = cls_prob.pow(self.alpha) * iou.pow(self.beta) * candidates
+        align = power(cls_prob, self.alpha) * power(iou, self.beta) * candidates
         k = min(self.topk, n)
         top_idx = align.topk(k, dim=2).indices
         topk_mask = torch.zeros_like(align, dtype=torch.bool).scatter_(2, top_idx, True)

@@ -77,8 +77,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise TypeError(f"{key}: unsupported field type {hint!r}")
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str) -> T:
-    """Build dataclass `cls` from `data`; keys without defaults are required, unknown keys are rejected."""
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str, source: str | None = None) -> T:
+    """Build dataclass `cls` from `data`; unknown keys are rejected.
+
+    With `source` (the params file's name) every field, nested ones included, must be present: params.yaml is
+    the one source of the stage's settings, and a missing key fails as `gate.min_map50 is missing from
+    params.yaml` instead of silently taking a code default. Without it, fields with defaults may be left out.
+    """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -89,10 +94,18 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str) -> T:
     for name, f in fields.items():
         key = f"{prefix}.{name}"
         if name not in data:
+            if source is not None:
+                raise ParamsError(f"{key} is missing from {source}")
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ParamsError(f"missing required key {key}")
             continue
-        kwargs[name] = _coerce(data[name], hints[name], key)
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(data[name], dict):
+                raise ParamsError(f"{key}: expected a mapping, got {data[name]!r}")
+            kwargs[name] = from_dict(hint, data[name], key, source)
+        else:
+            kwargs[name] = _coerce(data[name], hint, key)
     try:
         return cls(**kwargs)
     except ParamsError:
@@ -102,11 +115,17 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str) -> T:
 
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:
-    """Parse `section` of the params file into `cls`; the error names the file and the key."""
-    data = read_params(path)
-    if section not in data:
-        raise ParamsError(f"{path}: missing section {section!r}")
+    """Parse `section` of the params file into `cls`, every key required; the error names the file and the key."""
+    return section_from(read_params(path), path, section, cls)
+
+
+def section_from(params: dict[str, Any], path: str | Path, section: str, cls: type[T]) -> T:
+    """`load_section` on params already read from `path` (for checks that parse several sections at once)."""
+    if section not in params:
+        raise ParamsError(f"section {section!r} is missing from {path}")
     try:
-        return from_dict(cls, data[section] or {}, section)
+        return from_dict(cls, params[section] or {}, section, source=Path(path).name)
     except ParamsError as exc:
+        if str(Path(path).name) in str(exc):
+            raise
         raise ParamsError(f"{path}: {exc}") from exc

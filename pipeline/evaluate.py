@@ -58,14 +58,17 @@ def evaluate(
     progress: bool = True,
     names: Sequence[str] | None = None,
     max_det: int = 300,
+    bootstrap: int = 0,
+    bootstrap_seed: int = 0,
 ) -> dict:
     """Run ``backend`` over ``dataset`` (items ``(img [3,S,S], targets [n,5], meta)``) and compute COCO metrics.
 
     Ground truth comes from ``dataset.ground_truth()`` (original-pixel labels) when the dataset has it, else
     from each item's letterboxed targets mapped back with its meta. Items are read in order, in this process.
 
-    Returns the :func:`pipeline.metrics.coco_eval` dict plus ``images`` (count), ``seconds`` (total wall time)
-    and ``infer_seconds`` (time spent inside the backend).
+    Returns the :func:`pipeline.metrics.coco_eval` dict (with 95 % bootstrap intervals over the images when
+    ``bootstrap`` > 0) plus ``images`` (count), ``seconds`` (total wall time) and ``infer_seconds`` (time spent
+    inside the backend).
     """
     n = len(dataset)
     if n == 0:
@@ -94,6 +97,7 @@ def evaluate(
             gt = labels[start + k] if labels is not None else targets_to_original(targets, meta)
             gts.append((*gt, shape))
     assert nc is not None
-    result = coco_eval(gts, dets, nc, _dataset_names(dataset, nc, names))
+    result = coco_eval(gts, dets, nc, _dataset_names(dataset, nc, names), bootstrap=bootstrap,
+                       bootstrap_seed=bootstrap_seed)
     result.update(images=n, seconds=time.perf_counter() - t0, infer_seconds=infer)
     return result

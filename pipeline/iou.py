@@ -7,6 +7,30 @@ import math
 import torch
 
 
+def power(x: torch.Tensor, exponent: float) -> torch.Tensor:
+    """`x ** exponent` for x >= 0, by exactly rounded operations where the exponent allows it: square roots and
+    products for multiples of 0.5 up to 16, `torch.pow` otherwise.
+
+    Why not `torch.pow` always: on this CPU build, the first `pow(x, 0.5)` of a process sometimes takes another
+    kernel than the later calls (1-ulp differences in every element), which made the label assignment, and so the
+    whole training run, differ between two runs of the same params. sqrt and products give the same bits every
+    time, on every path.
+    """
+    twice = 2 * exponent
+    if exponent < 0 or twice != int(twice) or exponent > 16:
+        return x.pow(exponent)
+    whole, half = divmod(int(twice), 2)
+    out = x.sqrt() if half else torch.ones_like(x)
+    base = x
+    while whole:  # square-and-multiply: a fixed sequence of exactly rounded products
+        if whole & 1:
+            out = out * base
+        whole >>= 1
+        if whole:
+            base = base * base
+    return out
+
+
 def box_iou_pairwise(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """IoU of broadcast-matched boxes a[..., 4] and b[..., 4] (xyxy)."""
     lt = torch.maximum(a[..., :2], b[..., :2])

@@ -7,6 +7,8 @@ import time
 import numpy as np
 import torch
 
+from pipeline.seeding import warm_up_math_kernels
+
 
 def measure_latency(backend, imgsz: int, runs: int = 30, warmup: int = 5, seed: int = 0) -> dict[str, float]:
     x = np.random.default_rng(seed).random((1, 3, imgsz, imgsz), dtype=np.float32)
@@ -22,4 +24,5 @@ def measure_latency(backend, imgsz: int, runs: int = 30, warmup: int = 5, seed: 
             times.append((time.perf_counter() - t0) * 1000.0)
     finally:
         torch.set_num_threads(threads)
+        warm_up_math_kernels()  # threads the runtime may have started anew
     return {"latency_ms_median": float(np.median(times)), "latency_ms_p90": float(np.percentile(times, 90))}

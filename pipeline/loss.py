@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.assigner import Assignment, TaskAlignedAssigner
-from pipeline.iou import box_ciou
+from pipeline.iou import box_ciou, power
 from pipeline.postprocess import make_anchors
 
 
@@ -71,7 +71,7 @@ class DetectionLoss:
         logits = logits.float()
         bce = F.binary_cross_entropy_with_logits(logits, a.target_scores, reduction="none")
         if self.qfl_gamma:
-            bce = bce * (logits.sigmoid() - a.target_scores).abs().pow(self.qfl_gamma)
+            bce = bce * power((logits.sigmoid() - a.target_scores).abs(), self.qfl_gamma)
         return bce.sum() / norm
 
     def loss_box(self, pred_xyxy: torch.Tensor, a: Assignment, norm: torch.Tensor) -> torch.Tensor:

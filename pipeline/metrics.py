@@ -14,6 +14,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from pipeline.bootstrap import bootstrap_intervals
 from pipeline.postprocess import to_numpy
 
 MAX_DETS: list[int] = [1, 10, 100]  # COCOeval default; we read the 100 column (summarize() needs all three)
@@ -90,7 +91,8 @@ def run_cocoeval(gt_dict: dict, det_list: list[dict]) -> COCOeval:
 
 
 def coco_eval(gts: Sequence[Any], dets: Sequence[Any], nc: int, names: Sequence[str] | None = None,
-              image_sizes: Sequence[tuple[int, int]] | None = None) -> dict:
+              image_sizes: Sequence[tuple[int, int]] | None = None, bootstrap: int = 0,
+              bootstrap_seed: int = 0) -> dict:
     """COCO bbox evaluation of per-image detections against per-image ground truth.
 
     ``gts[i]`` is ``(boxes xyxy [n, 4], classes [n])`` (optionally with ``(h, w)`` as a third field, or pass
@@ -99,6 +101,8 @@ def coco_eval(gts: Sequence[Any], dets: Sequence[Any], nc: int, names: Sequence[
     "pr_curve": {name: [(recall, precision), ...]}}`` (IoU 0.5, area all, maxDets 100).
     A class without ground truth gets ap50 = ap = 0.0, n_gt = 0, an empty curve, and is excluded from the
     means (pycocotools marks it -1). No detections at all (or no ground truth at all) gives zeros.
+    With ``bootstrap`` > 0 the result also holds 95 % intervals over the images
+    (``map50_ci_low``/``_high``, ``map_ci_low``/``_high``, ``map50_se``, ``map_se``; see pipeline/bootstrap.py).
     """
     names = [str(k) for k in range(nc)] if names is None else [str(n) for n in names]
     if len(names) != nc:
@@ -109,7 +113,8 @@ def coco_eval(gts: Sequence[Any], dets: Sequence[Any], nc: int, names: Sequence[
     n_gt = np.bincount([a["category_id"] - 1 for a in gt_dict["annotations"]], minlength=nc)
     det_list = build_coco_dets(dets)
     if not det_list or not gt_dict["annotations"]:
-        return _empty_result(names, n_gt)
+        empty = _empty_result(names, n_gt)
+        return {**empty, **(bootstrap_intervals_of_zero(bootstrap) if bootstrap else {})}
     ev = run_cocoeval(gt_dict, det_list)
     m = ev.params.maxDets.index(100)
     a = ev.params.areaRngLbl.index("all")
@@ -134,4 +139,11 @@ def coco_eval(gts: Sequence[Any], dets: Sequence[Any], nc: int, names: Sequence[
         "map": float(np.mean(aps)) if aps else 0.0,
         "per_class": per_class,
         "pr_curve": curves,
+        **(bootstrap_intervals(ev, bootstrap, bootstrap_seed) if bootstrap else {}),
     }
+
+
+def bootstrap_intervals_of_zero(resamples: int) -> dict:
+    """The intervals of a result that is 0 on every resample (no detections or no ground truth)."""
+    return {**{f"{m}_{k}": 0.0 for m in ("map50", "map") for k in ("ci_low", "ci_high", "se")},
+            "map50_samples": np.zeros(resamples)}

@@ -1,9 +1,12 @@
 """Typed params.yaml sections, one dataclass per DVC stage. Range checks name the bare key; the loader
-(`pipeline.config.load_section`) prefixes the section, so errors read `prune.sparsity must be ...`."""
+(`pipeline.config.load_section`) prefixes the section, so errors read `prune.sparsity must be ...`.
+
+No field has a default: params.yaml is the one source of every stage setting, and the loader stops a stage whose
+key is missing (`gate.min_map50 is missing from params.yaml`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pipeline.model.variants import VARIANTS
 from pipeline.train_params import TrainParams
@@ -16,15 +19,16 @@ def _check_variant(variant: str) -> None:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = "synthetic"  # 'synthetic', a YOLO data.yaml, or a COCO json
-    coco_images: str = ""  # images folder when source is a COCO json
-    n_train: int = 480
-    n_val: int = 120
-    imgsz: int = 192  # size of the generated images
-    min_object_px: float = 16.0  # object diameters of the generated images, log-uniform in this range
-    max_object_px: float = 64.0
-    seed: int = 0
-    on_error: str = "raise"  # or 'skip': bad files are skipped and counted
+    source: str  # 'synthetic', a YOLO data.yaml, or a COCO json
+    coco_images: str  # images folder when source is a COCO json
+    n_train: int
+    n_val: int
+    imgsz: int  # size of the generated images
+    min_object_px: float  # object diameters of the generated images, log-uniform in this range
+    max_object_px: float
+    seed: int
+    on_error: str  # or 'skip': bad files are skipped and counted
+    dep: str  # the folder DVC hashes as the dataset's input (yours: its root; generated: the generator's code)
 
     def __post_init__(self) -> None:
         if self.n_train <= 0 or self.n_val <= 0:
@@ -42,10 +46,11 @@ class DataParams:
 
 @dataclass(frozen=True)
 class TeacherParams:
-    variant: str = "leafyolo_s"
-    weights: str = ""  # a user checkpoint: skip training and take it
-    act: str = "relu"
-    train: TrainParams = field(default_factory=TrainParams)
+    variant: str
+    weights: str  # a user checkpoint: skip training and take it
+    dep: str  # the file or folder DVC hashes as the teacher's input (yours: the checkpoint or its folder)
+    act: str
+    train: TrainParams
 
     def __post_init__(self) -> None:
         _check_variant(self.variant)
@@ -53,13 +58,13 @@ class TeacherParams:
 
 @dataclass(frozen=True)
 class DistillParams:
-    variant: str = "leafyolo_u"
-    act: str = "relu"
-    alpha: float = 0.7
-    temperature: float = 2.0
-    cls_weight: float = 1.0
-    feat_weight: float = 1.0
-    train: TrainParams = field(default_factory=TrainParams)
+    variant: str
+    act: str
+    alpha: float
+    temperature: float
+    cls_weight: float
+    feat_weight: float
+    train: TrainParams
 
     def __post_init__(self) -> None:
         _check_variant(self.variant)
@@ -69,8 +74,8 @@ class DistillParams:
 
 @dataclass(frozen=True)
 class PruneParams:
-    sparsity: float = 0.3  # fraction of the student's parameters removed
-    importance: str = "l2"
+    sparsity: float  # fraction of the student's parameters removed
+    importance: str
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sparsity <= 0.95:
@@ -81,9 +86,9 @@ class PruneParams:
 
 @dataclass(frozen=True)
 class FinetuneParams:
-    alpha: float = 0.0  # > 0 keeps distilling from the teacher while fine-tuning
-    temperature: float = 2.0
-    train: TrainParams = field(default_factory=TrainParams)
+    alpha: float  # > 0 keeps distilling from the teacher while fine-tuning
+    temperature: float
+    train: TrainParams
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -92,9 +97,9 @@ class FinetuneParams:
 
 @dataclass(frozen=True)
 class CalibrateParams:
-    subset_size: int = 128
-    seed: int = 0
-    preset: str = "mixed"
+    subset_size: int
+    seed: int
+    preset: str
 
     def __post_init__(self) -> None:
         if self.subset_size <= 0:
@@ -105,8 +110,8 @@ class CalibrateParams:
 
 @dataclass(frozen=True)
 class OnnxParams:
-    opset: int = 13
-    simplify: bool = True
+    opset: int
+    simplify: bool
 
     def __post_init__(self) -> None:
         if not 11 <= self.opset <= 21:
@@ -115,10 +120,12 @@ class OnnxParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    conf_thres: float = 0.001
-    iou_thres: float = 0.6
-    latency_runs: int = 30
-    latency_warmup: int = 5
+    conf_thres: float
+    iou_thres: float
+    latency_runs: int
+    latency_warmup: int
+    bootstrap_resamples: int  # resamples of the val images behind each 95 % interval (0: no intervals)
+    bootstrap_seed: int
 
     def __post_init__(self) -> None:
         if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
@@ -126,17 +133,21 @@ class EvaluateParams:
                              f"got {self.conf_thres}, {self.iou_thres}")
         if self.latency_runs <= 0 or self.latency_warmup < 0:
             raise ValueError("latency_runs must be > 0 and latency_warmup >= 0")
+        if self.bootstrap_resamples != 0 and not 100 <= self.bootstrap_resamples <= 100_000:
+            raise ValueError(f"bootstrap_resamples must be 0 (no intervals) or in [100, 100000], "
+                             f"got {self.bootstrap_resamples}")
 
 
 @dataclass(frozen=True)
 class GateParams:
-    max_bytes: int = 1_000_000
-    min_map50: float = 0.3
-    max_int8_drop: float = 0.05
+    max_bytes: int
+    min_map50: float
+    max_int8_drop: float
+    min_int8_retention: float  # INT8 mAP50 must keep at least this fraction of the FP32 fine-tuned mAP50
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
             raise ValueError(f"max_bytes must be > 0, got {self.max_bytes}")
-        if not 0 <= self.min_map50 <= 1 or not 0 <= self.max_int8_drop <= 1:
-            raise ValueError(f"min_map50 and max_int8_drop must be in [0, 1], got {self.min_map50}, "
-                             f"{self.max_int8_drop}")
+        for key in ("min_map50", "max_int8_drop", "min_int8_retention"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"{key} must be in [0, 1], got {getattr(self, key)}")

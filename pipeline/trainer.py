@@ -6,13 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -20,12 +18,13 @@ from tqdm import tqdm
 
 from pipeline import distributed as dist
 from pipeline.assigner import TaskAlignedAssigner
-from pipeline.checkpoint import atomic_torch_save, model_meta, save_checkpoint
+from pipeline.checkpoint import atomic_torch_save, model_meta, safe_load, save_checkpoint
 from pipeline.data.dataset import collate
 from pipeline.distill import DistillationLoss, DistillWeights, FeatureAdapters
 from pipeline.ema import ModelEMA
 from pipeline.loss import DetectionLoss, LossWeights
 from pipeline.model.leafyolo import LeafYOLO
+from pipeline.seeding import epoch_permutation, seed_everything, seeded
 from pipeline.train_params import TrainParams
 
 
@@ -35,6 +34,13 @@ class TrainResult:
     metrics: dict[str, Any]
     images_per_second: float
     epochs_run: int
+    device: str = "cpu"
+    threads: int = 1  # torch intra-op threads: results are bit-reproducible for the same count on the same CPU
+
+    def summary(self) -> dict[str, Any]:
+        """What a training stage records beside its val metrics."""
+        return {"images_per_second": self.images_per_second, "device": self.device, "torch_threads": self.threads,
+                **self.metrics}
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -46,12 +52,6 @@ def pick_device(requested: str | None = None) -> torch.device:
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {requested!r} was requested but CUDA is not available")
     return torch.device(requested)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def build_optimizer(model: nn.Module, extra: nn.Module | None, p: TrainParams) -> torch.optim.Optimizer:
@@ -84,6 +84,22 @@ def fingerprint(params: TrainParams, model: nn.Module, extra: dict[str, Any]) ->
     return h.hexdigest()[:16]
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """Random order per epoch from (seed, epoch), like DistributedSampler for a single process."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(epoch_permutation(self.n, self.seed, self.epoch))
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class Trainer:
     def __init__(self, model: LeafYOLO, train_set: Dataset, params: TrainParams, names: list[str],
                  work_dir: str | Path, val_set: Dataset | None = None, teacher: LeafYOLO | None = None,
@@ -102,7 +118,8 @@ class Trainer:
             for q in self.teacher.parameters():
                 q.requires_grad_(False)
         self.distill_weights = distill if (distill is not None and self.teacher is not None) else None
-        self.adapters = self._make_adapters() if self.distill_weights else None
+        with seeded(params.seed):  # the adapters' initial weights, whatever ran before in this process
+            self.adapters = self._make_adapters() if self.distill_weights else None
         self.criterion = DetectionLoss(TaskAlignedAssigner(), LossWeights(params.box_weight, params.cls_weight),
                                        model.strides)
         self.distill_loss = DistillationLoss(self.distill_weights, self.adapters) if self.distill_weights else None
@@ -134,8 +151,7 @@ class Trainer:
         live = self._live(resume=start_epoch > 0)
         seen, train_seconds, metrics = 0, 0.0, {}
         for epoch in range(start_epoch, p.epochs):
-            if sampler is not None:
-                sampler.set_epoch(epoch)
+            sampler.set_epoch(epoch)
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(epoch)
             self.model.train()
@@ -173,7 +189,8 @@ class Trainer:
         if self.val_set is not None and not metrics:
             metrics = self.validate(ema.ema)  # resumed after the last epoch finished
         ips = seen / train_seconds if train_seconds else 0.0
-        return TrainResult(ema.ema.eval(), metrics, ips, p.epochs - start_epoch)
+        return TrainResult(ema.ema.eval(), metrics, ips, p.epochs - start_epoch, str(self.device),
+                           torch.get_num_threads())
 
     def _step(self, net: nn.Module, imgs: torch.Tensor, targets: torch.Tensor,
               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> dict[str, float]:
@@ -211,13 +228,13 @@ class Trainer:
         return {"val/map50": float(result["map50"]), "val/map": float(result["map"])}
 
     def _loader(self) -> tuple[DataLoader, Any]:
-        sampler = dist.sampler(self.train_set, self.p.seed) if self.world > 1 else None
-        g = torch.Generator().manual_seed(self.p.seed)
+        """The data order of epoch e depends on (seed, e) only, so a resumed run trains on the same batches."""
+        sampler = dist.sampler(self.train_set, self.p.seed) if self.world > 1 else EpochShuffle(len(self.train_set),
+                                                                                               self.p.seed)
         per_rank = max(1, self.p.batch_size // self.world)
-        loader = DataLoader(self.train_set, batch_size=per_rank, shuffle=sampler is None, sampler=sampler,
-                            num_workers=self.p.workers, collate_fn=collate, drop_last=len(self.train_set) > per_rank,
-                            generator=g)  # fresh workers each epoch, so set_epoch reaches them
-        return loader, sampler
+        loader = DataLoader(self.train_set, batch_size=per_rank, sampler=sampler, num_workers=self.p.workers,
+                            collate_fn=collate, drop_last=len(self.train_set) > per_rank)
+        return loader, sampler  # fresh workers each epoch, so the dataset's set_epoch reaches them
 
     def _live(self, resume: bool):
         if self.rank != 0 or self.log_dir is None:
@@ -241,8 +258,8 @@ class Trainer:
         if not self.resume_path.is_file():
             return 0
         try:
-            state = torch.load(self.resume_path, map_location=self.device, weights_only=False)
-        except Exception as exc:
+            state = safe_load(self.resume_path, map_location=self.device)
+        except ValueError as exc:
             print(f"ignoring unreadable resume checkpoint {self.resume_path}: {exc}", flush=True)
             return 0
         if state.get("fingerprint") != fp:

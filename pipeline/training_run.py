@@ -22,6 +22,27 @@ def build_datasets(data: DataConfig, p: TrainParams, on_error: str = "raise") ->
     return train, val
 
 
+def validate_checkpoint(model: LeafYOLO, data_yaml: str | Path, imgsz: int, log_dir: str | Path | None) -> dict:
+    """val/map50 and val/map of a model trained elsewhere (a user's teacher) on this data, logged as one dvclive
+    step in `log_dir` like a training run's, so the stage's plots exist either way."""
+    from pipeline.backends import TorchBackend
+    from pipeline.evaluate import evaluate
+
+    data = load_data_yaml(data_yaml)
+    val = YoloDataset(data.val, data.nc, imgsz, augment=None, names=data.names)
+    m = evaluate(TorchBackend(model), val, progress=False)
+    metrics = {"val/map50": float(m["map50"]), "val/map": float(m["map"])}
+    if log_dir is not None:
+        from dvclive import Live
+
+        live = Live(dir=str(log_dir), save_dvc_exp=False, dvcyaml=False)
+        for k, v in metrics.items():
+            live.log_metric(k, v)
+        live.next_step()
+        live.end()
+    return metrics
+
+
 def train_model(model: LeafYOLO, data_yaml: str | Path, p: TrainParams, out_path: str | Path,
                 work_dir: str | Path, teacher: LeafYOLO | None = None, distill: DistillWeights | None = None,
                 pruning_history: list | None = None, log_dir: str | Path | None = None,

@@ -12,6 +12,7 @@ from pipeline.checkpoint import load_model
 from pipeline.config import load_section
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import quantization_report, quantize_onnx_int8, save_calibration_set
+from pipeline.seeding import warm_up_math_kernels
 from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import CalibrateParams, OnnxParams
 
@@ -21,12 +22,16 @@ def main() -> None:
                       ("calib", "calibration set .npy to write"), ("out", "INT8 QDQ ONNX to write"),
                       ("metrics", "metrics JSON to write"))
     p = load_section(args.params, "calibrate", CalibrateParams)
+    warm_up_math_kernels()
     opset = load_section(args.params, "onnx", OnnxParams).opset
     step = Steps("calibrate", 4)
     model, ckpt = load_model(args.model)
     imgsz = int(ckpt["imgsz"])
     step(f"drawing {p.subset_size} calibration images at {imgsz}px from the training split")
     images = draw_calibration_images(args.data, imgsz, p.subset_size, p.seed)
+    if len(images) < p.subset_size:
+        print(f"note: calibrate.subset_size={p.subset_size} is larger than the training split: calibrating on all "
+              f"{len(images)} training images", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         step("exporting the FP32 graph NNCF starts from")
@@ -36,7 +41,7 @@ def main() -> None:
         report = quantization_report(fp32, args.out, images[: min(16, len(images))])
     save_calibration_set(images, args.calib)
     step(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes) and {args.calib}")
-    step.write_metrics(args.metrics, {"subset_size": p.subset_size, "preset": p.preset,
+    step.write_metrics(args.metrics, {"subset_size": p.subset_size, "images_used": len(images), "preset": p.preset,
                               "size_bytes": Path(args.out).stat().st_size, **report})
 
 

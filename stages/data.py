@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import load_section
 from pipeline.data.prepare import prepare_dataset
+from pipeline.preflight import check_chain, load_chain
 from pipeline.reporting import Steps, stage_args
-from pipeline.stage_params import DataParams
 
 
 def main() -> None:
     args = stage_args(__doc__, ("out", "dataset folder to write (holds data.yaml)"),
                       ("report", "data report JSON to write"))
-    p = load_section(args.params, "data", DataParams)
-    step = Steps("data", 2)
+    step = Steps("data", 3)
+    step(f"checking every section of {args.params} (every key present, in range) and the teacher weights")
+    check_chain(args.params)
+    p = load_chain(args.params).data
     step(f"materialising dataset from {p.source!r} into {args.out}")
     data_yaml, report = prepare_dataset(p, Path(args.out))
     splits = report["splits"]
+    notes = check_chain(args.params, data_yaml)  # what later stages need from this data, before any training
     step(f"{splits['train']['images']} train / {splits['val']['images']} val images, "
          f"{splits['train']['boxes'] + splits['val']['boxes']} boxes in {report['nc']} classes")
-    step.write_metrics(args.report, report)
+    step.write_metrics(args.report, {**report, **notes})
     print(f"data.yaml: {data_yaml}")
 
 

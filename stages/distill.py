@@ -10,7 +10,9 @@ from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.distill import DistillWeights
 from pipeline.model.leafyolo import LeafYOLO
+from pipeline.preflight import check_chain
 from pipeline.reporting import Steps, stage_args
+from pipeline.seeding import seed_everything
 from pipeline.stage_params import DistillParams
 from pipeline.training_run import train_model
 
@@ -21,17 +23,18 @@ def main() -> None:
                       ("live", "dvclive folder for per-epoch logs"),
                       ("work", "folder for the per-epoch resume checkpoint (not a DVC output)"))
     p = load_section(args.params, "distill", DistillParams)
+    check_chain(args.params, args.data)
+    seed_everything(p.train.seed)
     data = load_data_yaml(args.data)
     step = Steps("distill", 3)
     step(f"loading teacher {args.teacher}")
     teacher, _ = load_model(args.teacher)
-    student = LeafYOLO(p.variant, data.nc, act=p.act)
+    student = LeafYOLO(p.variant, data.nc, act=p.act, seed=p.train.seed)
     weights = DistillWeights(p.alpha, p.temperature, p.cls_weight, p.feat_weight)
     step(f"training {p.variant} ({count_params(student):,} params) for {p.train.epochs} epochs, alpha={p.alpha}")
     result = train_model(student, args.data, p.train, args.out, args.work,
                          teacher=teacher if p.alpha > 0 else None, distill=weights, log_dir=args.live)
-    metrics = {"params": count_params(student), "alpha": p.alpha, "images_per_second": result.images_per_second,
-               **result.metrics}
+    metrics = {"params": count_params(student), "alpha": p.alpha, **result.summary()}
     step(f"wrote {args.out}: {metrics}")
     step.write_metrics(args.metrics, metrics)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pipeline.checkpoint import count_params, load_model
 from pipeline.config import load_section
 from pipeline.distill import DistillWeights
+from pipeline.preflight import check_chain
 from pipeline.reporting import Steps, stage_args
+from pipeline.seeding import seed_everything
 from pipeline.stage_params import FinetuneParams
 from pipeline.training_run import train_model
 
@@ -17,6 +19,8 @@ def main() -> None:
                       ("live", "dvclive folder for per-epoch logs"),
                       ("work", "folder for the per-epoch resume checkpoint (not a DVC output)"))
     p = load_section(args.params, "finetune", FinetuneParams)
+    check_chain(args.params, args.data)
+    seed_everything(p.train.seed)
     step = Steps("finetune", 3)
     step(f"loading {args.model}")
     model, ckpt = load_model(args.model)
@@ -26,7 +30,7 @@ def main() -> None:
     result = train_model(model.train(), args.data, p.train, args.out, args.work, teacher=teacher,
                          distill=DistillWeights(p.alpha, p.temperature) if teacher is not None else None,
                          pruning_history=ckpt.get("pruning_history"), log_dir=args.live)
-    metrics = {"params": count_params(model), "images_per_second": result.images_per_second, **result.metrics}
+    metrics = {"params": count_params(model), **result.summary()}
     step(f"wrote {args.out}: {metrics}")
     step.write_metrics(args.metrics, metrics)
 

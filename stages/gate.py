@@ -1,5 +1,6 @@
 """Stage `gate`: exit non-zero unless the INT8 TFLite is under `gate.max_bytes`, its mAP50 is at least
-`gate.min_map50`, and its mAP50 drop from the FP32 fine-tuned model is at most `gate.max_int8_drop`.
+`gate.min_map50`, its mAP50 drop from the FP32 fine-tuned model is at most `gate.max_int8_drop` and it keeps at
+least `gate.min_int8_retention` of that FP32 mAP50.
 `gate.json` (every figure and verdict) is written before the exit."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from pipeline.config import load_section
-from pipeline.gate import check_budgets, failure_message
+from pipeline.gate import check_budgets, describe, failure_message
 from pipeline.reporting import read_json, stage_args, write_json
 from pipeline.stage_params import GateParams
 
@@ -21,8 +22,7 @@ def main() -> int:
     if not verdict["passed"]:
         print(failure_message(verdict), file=sys.stderr)
         return 1
-    print("gate passed: " + ", ".join(f"{k} = {c['value']:.4g} ({c['rule']} {c['limit']:.4g})"
-                                      for k, c in verdict["checks"].items()))
+    print("gate passed: " + ", ".join(describe(k, c) for k, c in verdict["checks"].items()))
     return 0
 
 

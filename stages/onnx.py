@@ -6,6 +6,7 @@ from __future__ import annotations
 from pipeline.checkpoint import load_model
 from pipeline.config import load_section
 from pipeline.export.onnx_export import export_onnx
+from pipeline.seeding import warm_up_math_kernels
 from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import OnnxParams
 
@@ -14,6 +15,7 @@ def main() -> None:
     args = stage_args(__doc__, ("model", "fine-tuned checkpoint"), ("out", "FP32 ONNX to write"),
                       ("fp16", "FP16 ONNX to write"), ("metrics", "metrics JSON to write"))
     p = load_section(args.params, "onnx", OnnxParams)
+    warm_up_math_kernels()
     step = Steps("onnx", 2)
     model, ckpt = load_model(args.model)
     step(f"exporting {args.model} at {ckpt['imgsz']}px, opset {p.opset}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pipeline.checkpoint import load_model, save_checkpoint
 from pipeline.config import load_section
 from pipeline.prune import prune
+from pipeline.seeding import warm_up_math_kernels
 from pipeline.reporting import Steps, stage_args
 from pipeline.stage_params import PruneParams
 
@@ -17,6 +18,7 @@ def main() -> None:
     args = stage_args(__doc__, ("model", "distilled student checkpoint"), ("out", "pruned checkpoint to write"),
                       ("metrics", "metrics JSON to write"))
     p = load_section(args.params, "prune", PruneParams)
+    warm_up_math_kernels()
     step = Steps("prune", 3)
     step(f"loading {args.model}")
     model, ckpt = load_model(args.model)

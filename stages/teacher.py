@@ -6,9 +6,11 @@ from pipeline.checkpoint import count_params, load_model, save_checkpoint
 from pipeline.config import load_section
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.model.leafyolo import LeafYOLO
+from pipeline.preflight import check_chain
 from pipeline.reporting import Steps, stage_args
+from pipeline.seeding import seed_everything
 from pipeline.stage_params import TeacherParams
-from pipeline.training_run import train_model
+from pipeline.training_run import train_model, validate_checkpoint
 
 
 def main() -> None:
@@ -16,21 +18,22 @@ def main() -> None:
                       ("metrics", "metrics JSON to write"), ("live", "dvclive folder for per-epoch logs"),
                       ("work", "folder for the per-epoch resume checkpoint (not a DVC output)"))
     p = load_section(args.params, "teacher", TeacherParams)
+    check_chain(args.params, args.data)
+    seed_everything(p.train.seed)
     data = load_data_yaml(args.data)
     step = Steps("teacher", 2)
     if p.weights:
         step(f"taking user checkpoint {p.weights}")
-        model, ckpt = load_model(p.weights)
-        if model.nc != data.nc:
-            raise ValueError(f"teacher.weights {p.weights} has nc={model.nc}, but {args.data} has nc={data.nc}")
+        model, ckpt = load_model(p.weights)  # nc checked against the data by check_chain
         save_checkpoint(args.out, model, data.names, ckpt["imgsz"], ckpt.get("pruning_history"))
-        metrics = {"params": count_params(model), "source": p.weights}
+        metrics = {"params": count_params(model), "source": p.weights,
+                   **validate_checkpoint(model, args.data, int(ckpt["imgsz"]), args.live)}
     else:
-        model = LeafYOLO(p.variant, data.nc, act=p.act)
+        model = LeafYOLO(p.variant, data.nc, act=p.act, seed=p.train.seed)
         step(f"training {p.variant} ({count_params(model):,} params) for {p.train.epochs} epochs at {p.train.imgsz}")
         result = train_model(model, args.data, p.train, args.out, args.work,
                              log_dir=args.live)
-        metrics = {"params": count_params(model), "images_per_second": result.images_per_second, **result.metrics}
+        metrics = {"params": count_params(model), **result.summary()}
     step(f"wrote {args.out}: {metrics}")
     step.write_metrics(args.metrics, metrics)
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from pipeline.export.quantize import load_calibration_set
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.reporting import Steps, stage_args
+from pipeline.seeding import warm_up_math_kernels
 
 
 def main() -> None:
     args = stage_args(__doc__, ("onnx", "FP32 ONNX from the onnx stage"), ("calib", "calibration set .npy"),
                       ("out", "INT8 TFLite file to write"), ("metrics", "metrics JSON to write"))
+    warm_up_math_kernels()
     step = Steps("tflite", 2)
     images = load_calibration_set(args.calib)
     step(f"converting {args.onnx} with onnx2tf, calibrated on {len(images)} images")

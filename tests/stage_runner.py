@@ -26,11 +26,18 @@ def run_stage(stage: str, workdir: Path, timeout: int = 600) -> subprocess.Compl
     return subprocess.run(stage_command(stage), cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied key by key, nested mappings merged (not replaced)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def write_params(workdir: Path, **overrides: dict) -> Path:
-    """tests/tiny_params.yaml with per-section overrides, written to workdir/params.yaml."""
-    params = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
+    """tests/tiny_params.yaml with per-section overrides (nested keys merged), written to workdir/params.yaml."""
+    params = merge(yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text()), overrides)
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

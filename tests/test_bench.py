@@ -95,14 +95,18 @@ def test_accuracy_compare_trains_both_and_evaluates_every_file(tmp_path):
     _run_bench(["bench.accuracy_compare", "--data", str(data), "--params", str(REPO / "tests/tiny_params.yaml"),
                 "--work", str(tmp_path / "work"), "--out", str(out)])
     rows = json.loads(out.with_suffix(".json").read_text())
-    assert len(rows) == 2
-    ours, ul = rows
+    assert len(rows) == 3
+    ours, ul, ul_timed = rows
     assert ours["params"] < ul["params"] and ours["int8_bytes"] < ul["int8_bytes"]
+    # the peer trained for our chain's wall-clock time (teacher included) trains at least that long, in more epochs
+    assert ul_timed["train_seconds"] >= 0.8 * ours["train_seconds"] and int(ul_timed["epochs"]) >= int(ul["epochs"])
     for r in rows:
         for key in ("fp32_map50", "fp32_map", "int8_map50", "int8_map"):
             assert 0 <= r[key] <= 1
+        assert r["int8"]["map50_ci_low"] <= r["int8_map50"] <= r["int8"]["map50_ci_high"]
         assert r["train_seconds"] > 0 and r["int8_map50_per_mb"] == pytest.approx(r["int8_map50"] / (r["int8_bytes"] / 1e6))
-    assert (tmp_path / "work/ultralytics/int8.tflite").is_file()
+    assert (tmp_path / "work/ultralytics_epochs/int8.tflite").is_file()
+    assert (tmp_path / "work/ultralytics_time/int8.tflite").is_file()
     text = out.read_text()
     assert "Command: `python -m bench.accuracy_compare" in text and "Ultralytics `yolov8n` from scratch" in text
 
@@ -139,3 +143,16 @@ def test_collect_gathers_reports_in_order_and_relinks_plots(tmp_path):
     assert (tmp_path / "docs" / "benchmarks.md").read_text() == body
     with pytest.raises(FileNotFoundError, match="no bench reports"):
         collect(tmp_path / "empty", tmp_path / "x.md")
+
+
+def test_seed_spread_runs_one_chain_per_seed_and_reports_the_spread(tmp_path):
+    out = tmp_path / "seeds.md"
+    _run_bench(["bench.seed_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "1",
+                "--out", str(out)], timeout=1500)
+    text = out.read_text()
+    assert "Command: `python -m bench.seed_spread" in text and "| tflite_int8 |" in text and "min_map50" in text
+    rows = {r["artifact"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    final = rows["tflite_int8"]
+    assert len(final["values"]) == 2 and final["min"] <= final["mean"] <= final["max"]
+    assert final["std"] >= 0 and final["bootstrap_half_width"] is not None
+    assert rows["distill"]["values"] != rows["finetune"]["values"]  # each artifact read from its own figures

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.dvc_project import exp_show, run
+from bench.dvc_project import commit, exp_show, load_params, make_project, run
 from tests.stage_runner import REPO
 
 pytestmark = [
@@ -71,3 +71,78 @@ def test_sweep_report_is_well_formed(sweep):
     points = sweep["data"]["points"]
     assert [p["sparsity"] for p in points] == [0.3, 0.4, 0.5]
     assert all(p["gate_passed"] is False for p in points)  # tiny one-epoch models miss the real mAP floor
+
+
+def test_a_pulled_clone_reruns_nothing(sweep, tmp_path):
+    """Team and CI reuse: push the cached chain to a folder remote, clone the repo elsewhere, pull, repro."""
+    project = sweep["project"]
+    run(["git", "reset", "-q", "--hard", "HEAD"], project)  # the baseline commit (the sweep applied an experiment)
+    run(["dvc", "checkout", "--force"], project)
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], project)
+    commit(project, "DVC remote")
+    run(["dvc", "push"], project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    assert (clone / "artifacts/tflite/model_int8.tflite").read_bytes() == \
+        (project / "artifacts/tflite/model_int8.tflite").read_bytes()
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+    assert "Running stage" not in run(["dvc", "repro"], clone).stdout
+
+
+@pytest.fixture(scope="module")
+def user_project(tmp_path_factory, tiny_chain) -> dict:
+    """A scratch project on a user's dataset (outside the project) and a user's teacher checkpoint."""
+    from pipeline.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("user")
+    data_yaml = generate_dataset(root / "mydata", n_train=6, n_val=3, imgsz=64, seed=5)
+    (root / "weights").mkdir()
+    shutil.copy(tiny_chain / "artifacts/teacher/model.pt", root / "weights/teacher.pt")
+    params = load_params(REPO / "tests/tiny_params.yaml")
+    params["data"].update(source=str(data_yaml), dep=str(root / "mydata"))
+    params["teacher"].update(weights=str(root / "weights/teacher.pt"), dep=str(root / "weights"))
+    project = make_project(root / "project", params)
+    run(["dvc", "repro", "teacher"], project)
+    return {"project": project, "data": root / "mydata", "weights": root / "weights/teacher.pt"}
+
+
+def status(project: Path, stage: str) -> str:
+    return run(["dvc", "status", stage], project).stdout
+
+
+def test_unchanged_user_inputs_rerun_nothing(user_project):
+    project = user_project["project"]
+    assert "up to date" in status(project, "teacher")
+    assert "Running stage" not in run(["dvc", "repro", "teacher"], project).stdout
+
+
+def test_editing_a_user_label_reruns_the_data_stage_and_what_follows(user_project):
+    project, label = user_project["project"], user_project["data"] / "labels/train/00002.txt"
+    label.write_text(label.read_text() + "0 0.5 0.5 0.2 0.2\n")
+    assert "modified:" in status(project, "data") and str(user_project["data"]) in status(project, "data")
+    out = run(["dvc", "repro", "teacher"], project).stdout
+    assert "Running stage 'data'" in out and "Running stage 'teacher'" in out  # the manifest changed the output
+
+
+def test_adding_a_user_image_reruns_the_data_stage(user_project):
+    project, images = user_project["project"], user_project["data"] / "images/val"
+    shutil.copy(images / "00000.png", images / "00099.png")
+    shutil.copy(user_project["data"] / "labels/val/00000.txt", user_project["data"] / "labels/val/00099.txt")
+    assert "modified:" in status(project, "data")
+    assert "Running stage 'data'" in run(["dvc", "repro", "data"], project).stdout
+
+
+def test_replacing_the_user_teacher_reruns_the_teacher_stage(user_project):
+    import torch
+
+    from pipeline.checkpoint import read_checkpoint
+
+    project, weights = user_project["project"], user_project["weights"]
+    run(["dvc", "repro", "teacher"], project)
+    ckpt = read_checkpoint(weights)
+    torch.save({**ckpt, "metrics": {"note": 1.0}}, weights)
+    assert str(weights.parent) in status(project, "teacher")
+    out = run(["dvc", "repro", "teacher"], project).stdout
+    assert "Running stage 'teacher'" in out and "Running stage 'data'" not in out

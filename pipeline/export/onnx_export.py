@@ -27,10 +27,14 @@ def parity_input(imgsz: int, batch: int = 1, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((batch, 3, imgsz, imgsz), dtype=np.float32)
 
 
-def ort_session(model: onnx.ModelProto | str | Path, threads: int = 1):
+def ort_session(model: onnx.ModelProto | str | Path, threads: int = 1, exact: bool = False):
+    """onnxruntime CPU session; `exact`: basic graph optimisations only (QDQ not fused into INT8 kernels, whose
+    results vary from call to call; see pipeline.backends.OnnxBackend)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if exact:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
@@ -38,9 +42,9 @@ def ort_session(model: onnx.ModelProto | str | Path, threads: int = 1):
     return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(model: onnx.ModelProto | str | Path, x: np.ndarray) -> dict[str, np.ndarray]:
+def run_onnx(model: onnx.ModelProto | str | Path, x: np.ndarray, exact: bool = False) -> dict[str, np.ndarray]:
     """Run with onnxruntime; returns {output_name: array}. A fixed-batch graph is run in chunks of its batch."""
-    sess = ort_session(model)
+    sess = ort_session(model, exact=exact)
     inp = sess.get_inputs()[0]
     names = [o.name for o in sess.get_outputs()]
     step = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)

@@ -157,7 +157,7 @@ def quantization_report(fp32_onnx: str | Path, int8_onnx: str | Path, images: np
 
     t0 = time.perf_counter()
     ref = run_onnx(fp32_onnx, images)
-    got = run_onnx(int8_onnx, images)
+    got = run_onnx(int8_onnx, images, exact=True)  # the fused INT8 kernels are not deterministic
     return {
         "diff": compare_outputs(ref, got), "qdq": count_qdq(onnx.load(str(int8_onnx))),
         "fp32_size_bytes": Path(fp32_onnx).stat().st_size, "int8_size_bytes": Path(int8_onnx).stat().st_size,

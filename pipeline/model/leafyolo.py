@@ -9,18 +9,21 @@ from pipeline.model.backbone import Backbone
 from pipeline.model.head import STRIDES, SharedHead
 from pipeline.model.neck import GhostPAN
 from pipeline.model.variants import get_variant
+from pipeline.seeding import seeded
 
 
 class LeafYOLO(nn.Module):
-    def __init__(self, variant: str = "leafyolo_u", nc: int = 80, act: str = "relu"):
+    def __init__(self, variant: str = "leafyolo_u", nc: int = 80, act: str = "relu", seed: int = 0):
+        """`seed` fixes the initial weights: the same (variant, nc, act, seed) always starts from the same model."""
         super().__init__()
         spec = get_variant(variant)
         if nc < 1:
             raise ValueError(f"nc must be >= 1, got {nc}")
         self.variant, self.nc, self.act, self.strides = variant, nc, act, STRIDES
-        self.backbone = Backbone(spec.widths, spec.depths, act=act)
-        self.neck = GhostPAN(self.backbone.out_channels, spec.neck_width, spec.neck_depth, act=act)
-        self.head = SharedHead(spec.neck_width, nc, spec.head_depth, act=act)
+        with seeded(seed):
+            self.backbone = Backbone(spec.widths, spec.depths, act=act)
+            self.neck = GhostPAN(self.backbone.out_channels, spec.neck_width, spec.neck_depth, act=act)
+            self.head = SharedHead(spec.neck_width, nc, spec.head_depth, act=act)
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """(boxes [B,N,4] pixel ltrb distances, class logits [B,N,nc], neck feature maps)."""
