@@ -26,6 +26,7 @@ class DataParams:
     imgsz: int  # size of the generated images
     min_object_px: float  # object diameters of the generated images, log-uniform in this range
     max_object_px: float
+    max_clutter: int  # distractors (lines, arcs, blobs, scribbles) per generated image, at most
     seed: int
     on_error: str  # or 'skip': bad files are skipped and counted
     dep: str  # the folder DVC hashes as the dataset's input (yours: its root; generated: the generator's code)
@@ -38,6 +39,8 @@ class DataParams:
         if not 2 <= self.min_object_px <= self.max_object_px <= self.imgsz / 2:
             raise ValueError(f"min_object_px and max_object_px must satisfy 2 <= min <= max <= imgsz/2, "
                              f"got {self.min_object_px}, {self.max_object_px}")
+        if not 0 <= self.max_clutter <= 50:
+            raise ValueError(f"max_clutter must be in [0, 50], got {self.max_clutter}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if not (self.source == "synthetic" or self.source.endswith((".yaml", ".yml", ".json"))):

@@ -36,14 +36,15 @@ Box = tuple[int, float, float, float, float]
 
 
 def render_scene(rng: np.random.Generator, imgsz: int = 256, min_size: float | None = None,
-                 max_size: float | None = None) -> tuple[Image.Image, list[Box]]:
+                 max_size: float | None = None, max_clutter: int = 9) -> tuple[Image.Image, list[Box]]:
     """One image and its labels (cls, x1, y1, x2, y2) in pixels (visible extent of each kept object).
 
     Object diameters are drawn log-uniform from [min_size, max_size] px of this image (default: the 6-80 px
-    range of a 256 px image, scaled to ``imgsz``).
+    range of a 256 px image, scaled to ``imgsz``). ``max_clutter`` bounds the non-class distractors drawn under
+    the objects (2 to ``max_clutter``; 0: none, and none over them either).
     """
     canvas = Image.fromarray(background(rng, imgsz).astype(np.uint8))
-    draw_clutter(canvas, rng, int(rng.integers(2, 10)))
+    draw_clutter(canvas, rng, int(rng.integers(min(2, max_clutter), max_clutter + 1)))
     img = np.asarray(canvas, np.float32).copy()
     owner = np.full((imgsz, imgsz), -1, dtype=np.int16)
     objs: list[tuple[int, int, int, int, int, int]] = []  # cls, x0, y0, w, h, full area
@@ -85,7 +86,8 @@ def render_scene(rng: np.random.Generator, imgsz: int = 256, min_size: float | N
             labels.append((cls, float(bx0), float(by0), float(bx1), float(by1)))
     out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     if rng.random() < 0.3:  # thin clutter over the objects
-        draw_clutter(out, rng, int(rng.integers(1, 3)))
+        extra = int(rng.integers(1, 3))
+        draw_clutter(out, rng, extra if max_clutter else 0)
     if rng.random() < 0.3:
         out = out.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2))))
     if rng.random() < 0.35:
@@ -102,7 +104,8 @@ def _label_text(labels: list[Box], imgsz: int) -> str:
 
 
 def generate_dataset(out_dir: str | Path, n_train: int = 500, n_val: int = 100, imgsz: int = 256,
-                     seed: int = 0, min_size: float | None = None, max_size: float | None = None) -> Path:
+                     seed: int = 0, min_size: float | None = None, max_size: float | None = None,
+                     max_clutter: int = 9) -> Path:
     """Write the synthetic dataset (PNG, YOLO layout, ``data.yaml`` with ``path: .``) and return the yaml path.
 
     The folder appears atomically (built beside ``out_dir`` and renamed); the same arguments give
@@ -117,7 +120,8 @@ def generate_dataset(out_dir: str | Path, n_train: int = 500, n_val: int = 100, 
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
             for i in range(n):
-                img, labels = render_scene(np.random.default_rng([seed, split_id, i]), imgsz, min_size, max_size)
+                img, labels = render_scene(np.random.default_rng([seed, split_id, i]), imgsz, min_size, max_size,
+                                           max_clutter)
                 buf = io.BytesIO()
                 img.save(buf, format="PNG", compress_level=1)
                 (tmp / "images" / split / f"{i:05d}.png").write_bytes(buf.getvalue())
