@@ -15,7 +15,7 @@ import numpy as np
 from pycocotools.cocoeval import COCOeval
 
 LEVEL = 0.95
-_CHUNK = 16  # resamples per vectorised step (memory: chunk x IoU thresholds x detections)
+_CHUNK = 50  # resamples per vectorised step (memory: chunk x detections of a class)
 
 
 @dataclass(frozen=True)
@@ -55,27 +55,37 @@ def class_matches(ev: COCOeval, max_det: int = 100) -> list[ClassMatches]:
 
 
 def weighted_ap(c: ClassMatches, weights: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
-    """AP [B, T] of one class for image weights [B, I]; NaN where a resample holds none of its ground truth."""
+    """AP [B, T] of one class for image weights [B, I]; NaN where a resample holds none of its ground truth.
+
+    Only the true positives matter: recall rises at them only, so the first point reaching each recall threshold is
+    one of them, and a false positive's precision never exceeds that of the true positive before it, so it never
+    sets the envelope. The precision at each true positive needs the weighted count of every detection up to it
+    (one cumulative sum over all detections), the rest runs over the true positives alone.
+    """
     w_det = weights[:, c.det_image]  # [B, D]
-    tp = np.cumsum(w_det[:, None, :] * c.tp[None], axis=2)  # [B, T, D]
-    fp = np.cumsum(w_det[:, None, :] * c.fp[None], axis=2)
     n_gt = weights @ c.gt_per_image  # [B]
-    b, t, d = tp.shape
-    ap = np.full((b, t), np.nan)
-    if d == 0:
-        ap[n_gt > 0] = 0.0
-        return ap
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = tp / n_gt[:, None, None]
-    precision = tp / (fp + tp + np.spacing(1))
-    envelope = np.maximum.accumulate(precision[..., ::-1], axis=2)[..., ::-1]  # COCO's interpolated precision
+    n_thr = c.tp.shape[0]
+    ap = np.full((weights.shape[0], n_thr), np.nan)
     present = n_gt > 0
-    rows = recall[present].reshape(-1, d)  # each row non-decreasing: COCO's first point reaching each threshold
-    idx = np.stack([np.searchsorted(row, rec_thrs, side="left") for row in rows]) if len(rows) else \
-        np.zeros((0, len(rec_thrs)), dtype=np.int64)
-    env = envelope[present].reshape(-1, d)
-    q = np.where(idx < d, np.take_along_axis(env, np.minimum(idx, d - 1), axis=1), 0.0)
-    ap[present] = q.mean(axis=1).reshape(-1, t)
+    if not present.any():
+        return ap
+    w_det, n_gt = w_det[present], n_gt[present]
+    counted = np.cumsum(w_det, axis=1)  # every detection up to each position
+    for j in range(n_thr):
+        pos = np.flatnonzero(c.tp[j])
+        if pos.size == 0:
+            ap[present, j] = 0.0
+            continue
+        tp = np.cumsum(w_det[:, pos], axis=1)
+        ignored = ~c.tp[j] & ~c.fp[j]
+        seen = counted[:, pos] - (np.cumsum(w_det * ignored, axis=1)[:, pos] if ignored.any() else 0.0)
+        precision = tp / (seen + np.spacing(1))  # tp / (tp + fp)
+        recall = tp / n_gt[:, None]
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCO's interpolated precision
+        idx = np.stack([np.searchsorted(row, rec_thrs, side="left") for row in recall])
+        k = pos.size
+        q = np.where(idx < k, np.take_along_axis(envelope, np.minimum(idx, k - 1), axis=1), 0.0)
+        ap[present, j] = q.mean(axis=1)
     return ap
 
 
