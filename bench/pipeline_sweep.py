@@ -6,7 +6,11 @@
 4. `dvc exp show` collected into a table and a plot of INT8 TFLite size vs INT8 mAP50, FP32 ONNX points beside.
 
     python -m bench.pipeline_sweep [--params params.yaml] [--sparsities 0 0.2 0.3 0.4 0.5] [--extra distill.alpha=0]
-                                   [--out bench/results/pipeline_sweep.md]
+                                   [--out bench/results/pipeline_sweep.md] [--project DIR]
+
+`--project` reuses a scratch project whose HEAD commit is a cold `dvc repro` of the same params (for example the
+one `python -m bench.seed_spread --work W` leaves in W/project): step 1 is then read from its metrics instead of
+run again, and rows of other seeds are left out.
 
 Budgets are relaxed inside the scratch project so every point is kept (a sparsity that misses the size budget
 would otherwise fail its experiment at the gate); the table shows each point's verdict against the real budgets.
@@ -104,7 +108,9 @@ def report_lines(header: str, cold: dict[str, Any], incr: dict[str, Any], points
                  budgets: GateParams, png: Path) -> list[str]:
     lines = ["# Pipeline cost and compression trade-off (DVC experiments)", "", header, "",
              "## Cost of a run", "",
-             f"Cold `dvc repro` (empty cache): {cold['wall']:.0f} s. "
+             (f"Cold `dvc repro` (empty cache): {cold['wall']:.0f} s"
+              + (" (sum of the stages' own seconds; that repro ran earlier in the reused project)" if cold.get("reused")
+                 else "") + ". ") +
              f"Incremental `dvc exp run -S prune.sparsity={INCREMENTAL}`: {incr['wall']:.0f} s, "
              f"re-ran {', '.join(incr['ran']) or 'nothing'}.", "",
              "| stage | cold repro (s) | after `-S prune.sparsity=0.4` (s) |", "|---|---:|---:|"]
@@ -137,6 +143,18 @@ def with_ci(value: float, ci: list) -> str:
     return f"{value:.3f}" if ci[0] is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def reuse_project(project: Path, params: dict[str, Any]) -> Path:
+    """An existing scratch project, on its HEAD commit, whose params equal `params` (the relaxed ones)."""
+    run(["git", "reset", "-q", "--hard", "HEAD"], project)
+    run(["dvc", "checkout", "--force"], project)
+    if load_params(project / "params.yaml") != params:
+        raise ValueError(f"{project}/params.yaml differs from the params of this sweep; run without --project")
+    status = run(["dvc", "status"], project).stdout
+    if "up to date" not in status:
+        raise ValueError(f"{project}: `dvc status` is not clean, its HEAD is not a finished repro:\n{status}")
+    return project
+
+
 def throughput(project: Path) -> dict[str, float]:
     return {s: read_json(project / metrics_file(s)).get("images_per_second", float("nan"))
             for s in ("teacher", "distill", "finetune")}
@@ -153,6 +171,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more queued experiments, one `-S` override each (e.g. distill.alpha=0)")
     parser.add_argument("--work", default=None, help="keep the scratch project here (default: a temp folder)")
+    parser.add_argument("--project", default=None, help="reuse this project's committed cold repro (see above)")
     parser.add_argument("--out", default="bench/results/pipeline_sweep.md")
     args = parser.parse_args()
     header = stamp()  # the commit whose pipeline is copied into the scratch project, now
@@ -162,11 +181,17 @@ def main() -> None:
     relaxed = copy.deepcopy(params)
     relaxed["gate"].update(max_bytes=10**12, min_map50=0.0, max_int8_drop=1.0, min_int8_retention=0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        project = make_project(Path(args.work or tmp) / "project", relaxed)
-        print(f"[sweep 1/4] cold dvc repro in {project}", flush=True)
-        wall, _ = timed(["dvc", "repro"], project)
-        cold = {"wall": wall, "seconds": stage_seconds(project), "ips": throughput(project)}
-        commit(project, f"baseline prune.sparsity={base}")
+        if args.project:
+            project = reuse_project(Path(args.project), relaxed)
+            print(f"[sweep 1/4] reusing the cold dvc repro committed in {project}", flush=True)
+            seconds = stage_seconds(project)
+            cold = {"wall": sum(seconds.values()), "seconds": seconds, "ips": throughput(project), "reused": True}
+        else:
+            project = make_project(Path(args.work or tmp) / "project", relaxed)
+            print(f"[sweep 1/4] cold dvc repro in {project}", flush=True)
+            wall, _ = timed(["dvc", "repro"], project)
+            cold = {"wall": wall, "seconds": stage_seconds(project), "ips": throughput(project)}
+            commit(project, f"baseline prune.sparsity={base}")
         print(f"  {wall:.0f} s; stages {cold['seconds']}", flush=True)
         print(f"[sweep 2/4] dvc exp run -S prune.sparsity={INCREMENTAL}", flush=True)
         wall, out = timed(["dvc", "exp", "run", "-n", f"sparsity-{INCREMENTAL}", "-S",
@@ -183,7 +208,8 @@ def main() -> None:
             run(["dvc", "queue", "start", "-j", "1"], project)
             wait_for_queue(project)
         print("[sweep 4/4] dvc exp show", flush=True)
-        rows = exp_show(project)
+        seed = params["distill"]["train"]["seed"]
+        rows = [r for r in exp_show(project) if r["params"].get("distill.train.seed") == seed]
     points = [point(r, budgets) for r in rows]
     names = {n for n, _ in queued} | {f"sparsity-{INCREMENTAL}"}
     missing = names - {p["name"] for p in points}
