@@ -29,15 +29,15 @@ import yaml
 from bench.dvc_project import commit, load_params, make_project, run
 from bench.stamp import stamp, write_report
 from bench.ultralytics_env import bench_python, finish_onnx, run_side
-from pipeline.backends import OnnxBackend, TFLiteBackend
-from pipeline.calibration import draw_calibration_images
-from pipeline.config import load_section
+from pipeline.config.params import load_section
+from pipeline.config.stages import CalibrateParams, DistillParams, EvaluateParams, FinetuneParams, TeacherParams
+from pipeline.data.calibration import draw_calibration_images
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
-from pipeline.evaluate import evaluate
+from pipeline.evaluate.evaluator import evaluate
 from pipeline.export.tflite_export import export_tflite_int8
-from pipeline.reporting import read_json
-from pipeline.stage_params import CalibrateParams, DistillParams, EvaluateParams, FinetuneParams, TeacherParams
+from pipeline.infer.backends import OnnxBackend, TFLiteBackend
+from pipeline.io.jsonio import read_json
 
 TRAINED = ("teacher", "distill", "finetune")
 

@@ -16,19 +16,19 @@ from pathlib import Path
 import torch
 
 from bench.stamp import stamp, write_report
-from pipeline.backends import TFLiteBackend, TorchBackend
-from pipeline.calibration import draw_calibration_images
-from pipeline.config import load_section
+from pipeline.config.params import load_section
+from pipeline.config.stages import CalibrateParams, DataParams, DistillParams
+from pipeline.config.train import TrainParams
+from pipeline.data.calibration import draw_calibration_images
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
 from pipeline.data.synthetic import generate_dataset
-from pipeline.evaluate import evaluate
+from pipeline.evaluate.evaluator import evaluate
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.tflite_export import export_tflite_int8
+from pipeline.infer.backends import TFLiteBackend, TorchBackend
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.stage_params import CalibrateParams, DataParams, DistillParams
-from pipeline.train_params import TrainParams
-from pipeline.training_run import train_model
+from pipeline.train.run import train_model
 
 
 def run(act: str, variant: str, data_yaml: Path, p: TrainParams, n_calib: int, work: Path) -> dict:

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.data.atomic import atomic_write_text
+from pipeline.io.atomic import atomic_write_text
 
 ORDER = ("deploy_compare", "accuracy_compare", "seed_spread", "pipeline_sweep", "train_compare", "activation_int8")
 

@@ -26,16 +26,16 @@ import torch
 from bench.model_table import gflops
 from bench.stamp import stamp, write_report
 from bench.ultralytics_env import bench_python, finish_onnx, run_side
-from pipeline.backends import OnnxBackend, TFLiteBackend
-from pipeline.calibration import draw_calibration_images
+from pipeline.compress.prune import prune
+from pipeline.data.calibration import draw_calibration_images
 from pipeline.data.synthetic import generate_dataset
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import quantize_onnx_int8
 from pipeline.export.tflite_export import export_tflite_int8
-from pipeline.latency import measure_latency
+from pipeline.infer.backends import OnnxBackend, TFLiteBackend
+from pipeline.infer.latency import measure_latency
+from pipeline.io.jsonio import read_json, write_json
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.prune import prune
-from pipeline.reporting import read_json, write_json
 
 # name -> (kind, spec): "ours" spec = (variant, sparsity); "ultralytics" spec = model yaml
 MODELS: dict[str, tuple[str, Any]] = {

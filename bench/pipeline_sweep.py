@@ -28,9 +28,9 @@ from typing import Any
 
 from bench.dvc_project import commit, exp_show, load_params, make_project, run
 from bench.stamp import stamp, write_report
-from pipeline.gate import check_budgets
-from pipeline.reporting import read_json
-from pipeline.stage_params import GateParams
+from pipeline.config.stages import GateParams
+from pipeline.evaluate.gate import check_budgets
+from pipeline.io.jsonio import read_json
 
 STAGES = ("data", "teacher", "distill", "prune", "finetune", "calibrate", "onnx", "tflite", "evaluate")
 INCREMENTAL = 0.4

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.atomic import atomic_write_text
-from pipeline.reporting import write_json
+from pipeline.io.atomic import atomic_write_text
+from pipeline.io.jsonio import write_json
 
 
 def cpu_model() -> str:
@@ -49,7 +49,7 @@ def command() -> str:
 
 def stamp() -> str:
     return (f"Command: `{command()}`  \ncommit {commit()}, {os.cpu_count()} cores ({cpu_model()}), "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def write_report(out: str | Path, lines: list[str], rows: Any) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from bench.stamp import stamp, write_report
-from pipeline.config import load_section
+from pipeline.config.params import load_section
+from pipeline.config.stages import DistillParams, TeacherParams
 from pipeline.data.data_yaml import load_data_yaml
-from pipeline.distill import DistillWeights
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.stage_params import DistillParams, TeacherParams
-from pipeline.training_run import train_model
+from pipeline.train.distill import DistillWeights
+from pipeline.train.run import train_model
 
 
 def main() -> None:

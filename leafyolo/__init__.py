@@ -3,8 +3,7 @@
 A thin facade over `pipeline/`, the same code the DVC stages run (one implementation, two front doors).
 """
 
-from pipeline.predict import Detections as Results
-
 from leafyolo.model import LEAFYOLO
+from pipeline.infer.predict import Detections as Results
 
 __all__ = ["LEAFYOLO", "Results"]

@@ -12,8 +12,9 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from leafyolo.options import ExportOptions, PredictOptions, TrainOptions, ValOptions
 
@@ -120,9 +121,8 @@ def _val(model, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.export.common import ExportError
-
     from leafyolo.model import LEAFYOLO
+    from pipeline.export.common import ExportError
 
     try:
         model = LEAFYOLO(args.model)

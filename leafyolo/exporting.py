@@ -7,12 +7,14 @@ import copy
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
 
-from pipeline.calibration import draw_calibration_images
+from leafyolo.metadata import metadata, sidecar_path
+from leafyolo.options import ExportOptions
+from pipeline.data.calibration import draw_calibration_images
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.labels import list_images
 from pipeline.export.common import check_images, save_onnx
@@ -21,11 +23,6 @@ from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import load_calibration_set, quantize_onnx_int8
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.export.tflite_float import export_tflite_float
-
-from leafyolo.options import ExportOptions
-
-if TYPE_CHECKING:
-    from leafyolo.model import LEAFYOLO
 
 FORMATS = ("onnx", "tflite")
 
@@ -50,11 +47,6 @@ def calibration_images(source: Any, imgsz: int, n: int, seed: int = 0) -> np.nda
     return images[:n]
 
 
-def metadata(m: "LEAFYOLO", imgsz: int) -> dict[str, Any]:
-    return {"names": list(m.names), "imgsz": imgsz, "variant": m.variant, "nc": m.nc, "task": "detect",
-            "data": m.data or ""}
-
-
 def write_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
     model = onnx.load(str(path))
     del model.metadata_props[:]
@@ -63,14 +55,14 @@ def write_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
     save_onnx(model, path)
 
 
-def default_path(m: "LEAFYOLO", fmt: str, o: ExportOptions, imgsz: int) -> Path:
+def default_path(variant: str, ckpt_path: Path | None, fmt: str, o: ExportOptions, imgsz: int) -> Path:
     kind = "int8" if o.int8 else ("fp16" if o.fp16 else "nms" if o.include_nms else "")
     if fmt == "tflite":
         kind = "int8" if o.int8 else ("float16" if o.fp16 else "float32")
     suffix = f"_{kind}" if kind else ""
-    if m.ckpt_path is not None:
-        return m.ckpt_path.with_name(f"{m.ckpt_path.stem}{suffix}.{fmt}")
-    return Path("runs/export") / f"{m.variant}_{imgsz}{suffix}.{fmt}"
+    if ckpt_path is not None:
+        return ckpt_path.with_name(f"{ckpt_path.stem}{suffix}.{fmt}")
+    return Path("runs/export") / f"{variant}_{imgsz}{suffix}.{fmt}"
 
 
 def _check(o: ExportOptions, fmt: str, imgsz: int) -> None:
@@ -87,33 +79,36 @@ def _check(o: ExportOptions, fmt: str, imgsz: int) -> None:
         raise ValueError("dynamic=True is for ONNX; TFLite files take batch 1 (our LiteRT backend loops over images)")
 
 
-def export_onnx_int8(m: "LEAFYOLO", path: Path, imgsz: int, calib: np.ndarray, opset: int = 13,
+def export_onnx_int8(model: Any, path: Path, imgsz: int, calib: np.ndarray, meta: dict[str, Any], opset: int = 13,
                      simplify: bool = True, dynamic: bool = False, preset: str = "mixed") -> Path:
-    """FP32 ONNX -> NNCF INT8 QDQ ONNX at `path` (what the `calibrate` stage writes)."""
+    """FP32 ONNX -> NNCF INT8 QDQ ONNX at `path` (what the `calibrate` stage writes), with `meta` in the file."""
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        export_onnx(copy.deepcopy(m.model), fp32, imgsz, opset=opset, simplify=simplify, dynamic_batch=dynamic)
+        export_onnx(copy.deepcopy(model), fp32, imgsz, opset=opset, simplify=simplify, dynamic_batch=dynamic)
         quantize_onnx_int8(fp32, path, calib, preset=preset)
-    write_onnx_metadata(path, metadata(m, imgsz))
+    write_onnx_metadata(path, meta)
     return path
 
 
-def export_model(m: "LEAFYOLO", o: ExportOptions) -> Path:
-    m._need_torch("export")
+def export_model(model: Any, o: ExportOptions, names: list[str], default_imgsz: int, data: str | None,
+                 ckpt_path: Path | None) -> Path:
+    """Export the facade's module `model` (its class `names`, the `data` it was trained on, the checkpoint its
+    weights came from) as `o` asks."""
     fmt = o.format.lower()
-    imgsz = int(o.img_size or m.imgsz)
+    imgsz = int(o.img_size or default_imgsz)
     _check(o, fmt, imgsz)
-    path = Path(o.file) if o.file else default_path(m, fmt, o, imgsz)
+    path = Path(o.file) if o.file else default_path(model.variant, ckpt_path, fmt, o, imgsz)
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = metadata(model, names, imgsz, data)
     calib = None
     if o.int8:
-        source = o.data or m.data
+        source = o.data or data
         if source is None:
             raise ValueError("int8=True needs calibration images: pass data='data.yaml' (its train split is used)")
         calib = calibration_images(source, imgsz, o.calib_images)
-    model = copy.deepcopy(m.model)  # the exporters move the model to CPU / eval in place
+    source_model, model = model, copy.deepcopy(model)  # the exporters move the model to CPU / eval in place
     if fmt == "onnx" and o.int8:
-        export_onnx_int8(m, path, imgsz, calib, o.opset_version, o.simplify, o.dynamic)
+        export_onnx_int8(source_model, path, imgsz, calib, meta, o.opset_version, o.simplify, o.dynamic)
     elif fmt == "onnx":
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = Path(tmp) / "fp32.onnx" if (o.fp16 or o.include_nms) else path
@@ -121,7 +116,7 @@ def export_model(m: "LEAFYOLO", o: ExportOptions) -> Path:
                         fp16_path=path if o.fp16 else None)
             if o.include_nms:
                 export_nms_onnx(fp32, path, imgsz, o.nms_conf, o.nms_iou, o.max_det)
-        write_onnx_metadata(path, metadata(m, imgsz))
+        write_onnx_metadata(path, meta)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
@@ -130,9 +125,7 @@ def export_model(m: "LEAFYOLO", o: ExportOptions) -> Path:
                 export_tflite_int8(fp32, path.parent, calib, out_path=path, keep_float32=False)
             else:
                 export_tflite_float(fp32, path, half=o.fp16)
-        from leafyolo.model import sidecar_path
-
-        sidecar_path(path).write_text(json.dumps(metadata(m, imgsz), indent=2) + "\n")
+        sidecar_path(path).write_text(json.dumps(meta, indent=2) + "\n")
     size = path.stat().st_size
     print(f"exported {path} ({size:,} bytes, {size / 1e6:.2f} MB)", flush=True)
     return path

@@ -8,35 +8,39 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pipeline.backends import OnnxBackend, TFLiteBackend, TorchBackend
-from pipeline.checkpoint import atomic_torch_save, load_model, read_checkpoint, save_checkpoint
+from leafyolo.metadata import sidecar_path
+from leafyolo.options import (
+    DEFAULT_IMGSZ,
+    ExportOptions,
+    PredictOptions,
+    TrainOptions,
+    ValOptions,
+    options_doc,
+    parse_options,
+)
+from leafyolo.training import run as run_training
+from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
-from pipeline.evaluate import evaluate
-from pipeline.fuse import fuse_conv_bn, is_fused
+from pipeline.evaluate.evaluator import evaluate
+from pipeline.infer.backends import TorchBackend, open_model
+from pipeline.infer.predict import Detections, predict
+from pipeline.io.checkpoint import atomic_torch_save, read_checkpoint, save_checkpoint
+from pipeline.io.model_loader import load_model
+from pipeline.model.fuse import fuse_conv_bn, is_fused
 from pipeline.model.leafyolo import LeafYOLO
 from pipeline.model.variants import VARIANTS
-from pipeline.predict import Detections, predict
-from pipeline.seeding import warm_up_math_kernels
-from pipeline.trainer import pick_device
-
-from leafyolo import training
-from leafyolo.options import (DEFAULT_IMGSZ, ExportOptions, PredictOptions, TrainOptions, ValOptions,
-                              options_doc, parse_options)
+from pipeline.train.trainer import pick_device
 
 TORCH_SUFFIXES = (".pt", ".pth")
 FILE_SUFFIXES = (".onnx", ".tflite")
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """Where the metadata (names, image size, variant) of an exported TFLite file is kept: `<file>.json`."""
-    return Path(f"{path}.json")
 
 
 class LEAFYOLO(nn.Module):
@@ -47,7 +51,7 @@ class LEAFYOLO(nn.Module):
     def __init__(self, model: str | Path | nn.Module = "detect", variant: str = "leafyolo_u", nc: int = 80,
                  names: list[str] | None = None, act: str = "relu", imgsz: int | None = None, seed: int = 0):
         super().__init__()
-        warm_up_math_kernels()  # torch's first vector-math call per thread can be inexact (pipeline/seeding.py)
+        warm_up_math_kernels()  # torch's first vector-math call per thread can be inexact (pipeline/config/seeding.py)
         self.names: list[str] = []
         self.imgsz = imgsz or DEFAULT_IMGSZ
         self.pruning_history: list = []
@@ -91,14 +95,13 @@ class LEAFYOLO(nn.Module):
             self.ckpt_path, self.data = path, ckpt.get("data")
             return
         self.path = path
+        self.backend = open_model(path, imgsz=imgsz)
         if suffix == ".onnx":
-            self.backend = OnnxBackend(path, imgsz=imgsz)
             if "detections" in self.backend.output_names:
                 raise ValueError(f"{path} was exported with include_nms=True (one `detections` output); predict and "
                                  f"val need the raw graph (boxes, scores): export with include_nms=False")
             meta = self.backend.session.get_modelmeta().custom_metadata_map
         else:
-            self.backend = TFLiteBackend(path, imgsz=imgsz)
             side = sidecar_path(path)
             meta = json.loads(side.read_text()) if side.is_file() else {}
         if meta.get("names"):
@@ -107,14 +110,16 @@ class LEAFYOLO(nn.Module):
         self.imgsz = int(self.backend.imgsz or meta.get("imgsz") or DEFAULT_IMGSZ)
         self.data = meta.get("data") or None
 
-    def _need_torch(self, verb: str) -> LeafYOLO:
+    def torch_module(self, verb: str) -> LeafYOLO:
+        """The PyTorch module, or a ValueError saying that `verb` needs one (this model wraps an ONNX / TFLite file)."""
         if self.model is None:
             raise ValueError(f"{verb} needs a PyTorch model (.pt or a variant name); {self.path} is a "
                              f"{self.path.suffix} file, which supports predict and val only")
         return self.model
 
-    def _need_unfused(self, verb: str) -> LeafYOLO:
-        model = self._need_torch(verb)
+    def trainable_module(self, verb: str) -> LeafYOLO:
+        """The PyTorch module when it can still be trained or pruned (not fused), else a ValueError naming `verb`."""
+        model = self.torch_module(verb)
         if self.fused:
             raise ValueError(f"{verb}: this model was fused (BatchNorm folded, for inference only); "
                              f"reload it from its checkpoint to {verb}")
@@ -132,7 +137,7 @@ class LEAFYOLO(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(boxes [B, N, 4] ltrb pixel distances, scores [B, N, nc]) as in CONTRACTS.md."""
-        return self._need_torch("forward")(x)
+        return self.torch_module("forward")(x)
 
     def __repr__(self) -> str:
         what = f"{self.variant}, nc={self.nc}" if self.model is not None else str(self.path)
@@ -152,8 +157,10 @@ class LEAFYOLO(nn.Module):
         if data is not None:
             kwargs["data"] = data
         o = parse_options(TrainOptions, kwargs, "train")
-        self._need_unfused("train")
-        result, ckpt_path, names, imgsz = training.run(self, o)
+        self.trainable_module("train")
+        if isinstance(o.teacher, LEAFYOLO):
+            o = replace(o, teacher=o.teacher.torch_module("a teacher"))
+        result, ckpt_path, names, imgsz = run_training(self.model, self.pruning_history, self.imgsz, o)
         self.model = result.model.cpu().eval()
         for p in self.model.parameters():  # the EMA copy comes back frozen; the next stage trains it again
             p.requires_grad_(True)
@@ -198,24 +205,27 @@ class LEAFYOLO(nn.Module):
         from leafyolo.exporting import export_model
 
         o = parse_options(ExportOptions, kwargs, "export")
-        return str(export_model(self, o))
+        model = self.torch_module("export")
+        return str(export_model(model, o, self.names, self.imgsz, self.data, self.ckpt_path))
 
-    def fuse(self) -> "LEAFYOLO":
+    def fuse(self) -> LEAFYOLO:
         """Fold every Conv+BatchNorm pair (the activation stays after the fused conv), in place, for inference."""
-        n = fuse_conv_bn(self._need_torch("fuse"))
+        n = fuse_conv_bn(self.torch_module("fuse"))
         self.fused = True
         print(f"fused {n} Conv+BatchNorm pairs")
         return self
 
     def info(self, img_size: int | None = None, verbose: bool = True) -> dict[str, Any]:
         """Parameters, FLOPs and a layer summary (or, for an ONNX / TFLite file, its inputs and outputs)."""
-        from leafyolo.summary import model_info
+        from leafyolo.summary import file_info, model_info
 
-        return model_info(self, self._size(img_size), verbose)
+        if self.model is None:
+            return file_info(self.path, self.backend, self.imgsz, self.names, verbose)
+        return model_info(self.model, self._size(img_size), self.fused, bool(self.pruning_history), verbose)
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint that `LEAFYOLO(path)` and every DVC stage can load (pruned models included)."""
-        model = self._need_unfused("save")
+        model = self.trainable_module("save")
         save_checkpoint(path, model, self.names, self.imgsz, self.pruning_history,
                         **({"data": self.data} if self.data else {}))
         self.ckpt_path = Path(path)

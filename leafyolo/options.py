@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pipeline.config import ParamsError, from_dict
-from pipeline.data.augment import AugmentParams
-from pipeline.train_params import TrainParams
+from pipeline.config.augment import AugmentParams
+from pipeline.config.params import ParamsError, from_dict
+from pipeline.config.train import TrainParams
 
 DEFAULT_IMGSZ = TrainParams.imgsz  # a new model's image size until it is trained at another one
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from pipeline.checkpoint import count_params
-from pipeline.prune import count_macs
-
-if TYPE_CHECKING:
-    from leafyolo.model import LEAFYOLO
+from pipeline.compress.prune import count_macs
+from pipeline.model.count import count_params
 
 
 def layer_table(model: torch.nn.Module, imgsz: int) -> list[dict[str, Any]]:
@@ -38,25 +35,23 @@ def layer_table(model: torch.nn.Module, imgsz: int) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def model_info(m: "LEAFYOLO", imgsz: int, verbose: bool = True) -> dict[str, Any]:
-    if m.model is None:
-        return _file_info(m, verbose)
-    params = count_params(m.model)
-    macs = count_macs(copy.deepcopy(m.model).cpu(), imgsz)
-    info = {"variant": m.variant, "nc": m.nc, "imgsz": imgsz, "params": params, "macs": macs,
-            "gflops": 2 * macs / 1e9, "fused": m.fused, "pruned": bool(m.pruning_history),
-            "layers": layer_table(m.model, imgsz)}
+def model_info(model: torch.nn.Module, imgsz: int, fused: bool, pruned: bool, verbose: bool = True) -> dict[str, Any]:
+    """Parameters, MACs and the layer table of a PyTorch LeafYOLO at `imgsz`."""
+    params = count_params(model)
+    macs = count_macs(copy.deepcopy(model).cpu(), imgsz)
+    info = {"variant": model.variant, "nc": model.nc, "imgsz": imgsz, "params": params, "macs": macs,
+            "gflops": 2 * macs / 1e9, "fused": fused, "pruned": pruned, "layers": layer_table(model, imgsz)}
     if verbose:
         print(f"{'layer':<22} {'type':<20} {'params':>10}  output")
         for row in info["layers"]:
             print(f"{row['name']:<22} {row['type']:<20} {row['params']:>10,}  {row['output'] or '-'}")
-        print(f"{m.variant}: {params:,} parameters, {info['gflops']:.3f} GFLOPs ({macs:,} MACs) at {imgsz}px, "
-              f"nc={m.nc}{', pruned' if m.pruning_history else ''}{', fused' if m.fused else ''}")
+        print(f"{model.variant}: {params:,} parameters, {info['gflops']:.3f} GFLOPs ({macs:,} MACs) at {imgsz}px, "
+              f"nc={model.nc}{', pruned' if pruned else ''}{', fused' if fused else ''}")
     return info
 
 
-def _file_info(m: "LEAFYOLO", verbose: bool) -> dict[str, Any]:
-    b = m.backend
+def file_info(path: Any, b: Any, imgsz: int, names: list[str], verbose: bool = True) -> dict[str, Any]:
+    """Size, image size, class names, inputs and outputs of an ONNX / TFLite file opened as backend `b`."""
     if hasattr(b, "session"):
         inputs = [{"name": i.name, "shape": i.shape, "dtype": i.type} for i in b.session.get_inputs()]
         outputs = [{"name": o.name, "shape": o.shape, "dtype": o.type} for o in b.session.get_outputs()]
@@ -66,10 +61,10 @@ def _file_info(m: "LEAFYOLO", verbose: bool) -> dict[str, Any]:
                   for d in it.get_input_details()]
         outputs = [{"name": b.output_names.get(d["index"], d["name"]), "shape": d["shape"].tolist(),
                     "dtype": np.dtype(d["dtype"]).name} for d in it.get_output_details()]
-    info = {"path": str(m.path), "size_bytes": m.path.stat().st_size, "imgsz": m.imgsz, "names": m.names,
+    info = {"path": str(path), "size_bytes": path.stat().st_size, "imgsz": imgsz, "names": names,
             "inputs": inputs, "outputs": outputs}
     if verbose:
-        print(f"{m.path}: {info['size_bytes']:,} bytes, {m.imgsz}px, classes {m.names or '(unknown)'}")
+        print(f"{path}: {info['size_bytes']:,} bytes, {imgsz}px, classes {names or '(unknown)'}")
         for kind, items in (("input", inputs), ("output", outputs)):
             for t in items:
                 print(f"  {kind} {t['name']}: {t['shape']} {t['dtype']}")

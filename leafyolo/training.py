@@ -1,4 +1,4 @@
-"""What `LEAFYOLO.train` adds around `pipeline.training_run.train_model`: run folders, the class count of the
+"""What `LEAFYOLO.train` adds around `pipeline.train.run.train_model`: run folders, the class count of the
 data, and the teacher (a checkpoint, or a variant trained first on the same data and cached)."""
 
 from __future__ import annotations
@@ -7,24 +7,21 @@ import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pipeline.checkpoint import count_params, load_model
-from pipeline.data.data_yaml import load_data_yaml
-from pipeline.data.labels import list_images
-from pipeline.distill import DistillWeights
-from pipeline.model.leafyolo import LeafYOLO
-from pipeline.model.variants import VARIANTS
-from pipeline.reporting import Steps
-from pipeline.seeding import seed_everything
-from pipeline.train_params import TrainParams
-from pipeline.trainer import TrainResult, pick_device
-from pipeline.training_run import train_model
+from typing import Any
 
 from leafyolo.options import TrainOptions, augment_for_strength
-
-if TYPE_CHECKING:
-    from leafyolo.model import LEAFYOLO
+from pipeline.config.seeding import seed_everything
+from pipeline.config.train import TrainParams
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.data.labels import list_images
+from pipeline.io.model_loader import load_model
+from pipeline.model.count import count_params
+from pipeline.model.leafyolo import LeafYOLO
+from pipeline.model.variants import VARIANTS
+from pipeline.stage.steps import Steps
+from pipeline.train.distill import DistillWeights
+from pipeline.train.run import train_model
+from pipeline.train.trainer import TrainResult, pick_device
 
 
 def train_params(o: TrainOptions, imgsz: int) -> TrainParams:
@@ -77,15 +74,11 @@ def teacher_cache_path(project: str | Path, variant: str, act: str, data_yaml: s
 
 def resolve_teacher(teacher: Any, data_yaml: str, nc: int, p: TrainParams, project: str | Path, act: str,
                     device: str | None, step: Steps) -> LeafYOLO | None:
-    """None; a LEAFYOLO / LeafYOLO; a variant name (trained first with the student's settings, minus
-    freeze_backbone, cached in `<project>/teachers/<variant>-<hash>.pt` and reused when the variant, data,
-    and settings match); or a checkpoint path."""
-    from leafyolo.model import LEAFYOLO
-
+    """None; a LeafYOLO (the facade passes a LEAFYOLO's module); a variant name (trained first with the student's
+    settings, minus freeze_backbone, cached in `<project>/teachers/<variant>-<hash>.pt` and reused when the
+    variant, data, and settings match); or a checkpoint path."""
     if teacher is None or (isinstance(teacher, str) and teacher.lower() in ("", "none")):
         return None
-    if isinstance(teacher, LEAFYOLO):
-        teacher = teacher._need_torch("a teacher")
     if isinstance(teacher, LeafYOLO):
         model = teacher
     elif isinstance(teacher, str) and teacher in VARIANTS:
@@ -110,17 +103,19 @@ def resolve_teacher(teacher: Any, data_yaml: str, nc: int, p: TrainParams, proje
     return model.eval()
 
 
-def run(m: "LEAFYOLO", o: TrainOptions) -> tuple[TrainResult, Path, list[str], int]:
-    """One `LEAFYOLO.train` call: (result, checkpoint written, class names, image size)."""
+def run(student: LeafYOLO, pruning_history: list, default_imgsz: int,
+        o: TrainOptions) -> tuple[TrainResult, Path, list[str], int]:
+    """One `LEAFYOLO.train` call on the facade's module `student` (with its pruning history): (result, checkpoint
+    written, class names, image size)."""
     if o.data is None:
         raise ValueError("LEAFYOLO.train() needs data='path/to/data.yaml'")
     pick_device(o.device)  # fails now, before any teacher is trained, e.g. for device='0' without CUDA
-    imgsz = o.img_size or m.imgsz
+    imgsz = o.img_size or default_imgsz
     p = train_params(o, imgsz)
     data = load_data_yaml(o.data)
     step = Steps("train", 3)
     seed_everything(o.seed)
-    model = adapt_nc(m.model, data.nc, m.pruning_history, o.seed)
+    model = adapt_nc(student, data.nc, pruning_history, o.seed)
     out = run_dir(o.project, o.name)
     teacher = resolve_teacher(o.teacher, str(o.data), data.nc, p, o.project, model.act, o.device, step) \
         if o.distillation_alpha > 0 else None
@@ -131,7 +126,7 @@ def run(m: "LEAFYOLO", o: TrainOptions) -> tuple[TrainResult, Path, list[str], i
          + (", backbone frozen" if p.freeze_backbone else "") + f" -> {out}")
     distill = DistillWeights(o.distillation_alpha, o.distillation_temperature) if teacher is not None else None
     result = train_model(model.train(), o.data, p, out / "model.pt", out / "work", teacher=teacher, distill=distill,
-                         pruning_history=m.pruning_history, device=o.device)
+                         pruning_history=pruning_history, device=o.device)
     step(f"wrote {out / 'model.pt'}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()
                                                   if k.startswith("val/")))
     return result, out / "model.pt", data.names, imgsz

@@ -5,5 +5,5 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 status=0
 dvc repro "$@" || status=$?
-python -m pipeline.results || true
+python -m pipeline.evaluate.results || true
 exit "$status"

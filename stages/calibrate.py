@@ -7,14 +7,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pipeline.calibration import draw_calibration_images
-from pipeline.checkpoint import load_model
-from pipeline.config import load_section
+from pipeline.config.params import load_section
+from pipeline.config.seeding import warm_up_math_kernels
+from pipeline.config.stages import CalibrateParams, OnnxParams
+from pipeline.data.calibration import draw_calibration_images
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import quantization_report, quantize_onnx_int8, save_calibration_set
-from pipeline.seeding import warm_up_math_kernels
-from pipeline.reporting import Steps, stage_args
-from pipeline.stage_params import CalibrateParams, OnnxParams
+from pipeline.io.model_loader import load_model
+from pipeline.stage.steps import Steps, stage_args
 
 
 def main() -> None:

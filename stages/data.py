@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.prepare import prepare_dataset
-from pipeline.preflight import check_chain, load_chain
-from pipeline.reporting import Steps, stage_args
+from pipeline.stage.preflight import check_chain, load_chain
+from pipeline.stage.steps import Steps, stage_args
 
 
 def main() -> None:

@@ -5,16 +5,17 @@ loss = alpha * (class-score KL + neck feature imitation) + (1 - alpha) * detecti
 
 from __future__ import annotations
 
-from pipeline.checkpoint import count_params, load_model
-from pipeline.config import load_section
+from pipeline.config.params import load_section
+from pipeline.config.seeding import seed_everything
+from pipeline.config.stages import DistillParams
 from pipeline.data.data_yaml import load_data_yaml
-from pipeline.distill import DistillWeights
+from pipeline.io.model_loader import load_model
+from pipeline.model.count import count_params
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.preflight import check_chain
-from pipeline.reporting import Steps, stage_args
-from pipeline.seeding import seed_everything
-from pipeline.stage_params import DistillParams
-from pipeline.training_run import train_model
+from pipeline.stage.preflight import check_chain
+from pipeline.stage.steps import Steps, stage_args
+from pipeline.train.distill import DistillWeights
+from pipeline.train.run import train_model
 
 
 def main() -> None:

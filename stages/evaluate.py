@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifact_eval import evaluate_artifacts, final_figures, mean_pr_curve
-from pipeline.checkpoint import count_params, load_model
-from pipeline.config import load_section
-from pipeline.seeding import warm_up_math_kernels
-from pipeline.reporting import Steps, stage_args, write_json
-from pipeline.stage_params import EvaluateParams
+from pipeline.config.params import load_section
+from pipeline.config.seeding import warm_up_math_kernels
+from pipeline.config.stages import EvaluateParams
+from pipeline.evaluate.artifacts import evaluate_artifacts, final_figures, mean_pr_curve
+from pipeline.io.jsonio import write_json
+from pipeline.io.model_loader import load_model
+from pipeline.model.count import count_params
+from pipeline.stage.steps import Steps, stage_args
 
 CHAIN = ("distill", "prune", "finetune", "onnx_fp32", "onnx_fp16", "onnx_int8", "tflite_int8")
 

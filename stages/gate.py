@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.config import load_section
-from pipeline.gate import check_budgets, describe, failure_message
-from pipeline.reporting import read_json, stage_args, write_json
-from pipeline.stage_params import GateParams
+from pipeline.config.params import load_section
+from pipeline.config.stages import GateParams
+from pipeline.evaluate.gate import check_budgets, describe, failure_message
+from pipeline.io.jsonio import read_json, write_json
+from pipeline.stage.steps import stage_args
 
 
 def main() -> int:

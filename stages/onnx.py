@@ -3,12 +3,12 @@ torch) plus an FP16 ONNX, both with FP32 input/output and post-processing left o
 
 from __future__ import annotations
 
-from pipeline.checkpoint import load_model
-from pipeline.config import load_section
+from pipeline.config.params import load_section
+from pipeline.config.seeding import warm_up_math_kernels
+from pipeline.config.stages import OnnxParams
 from pipeline.export.onnx_export import export_onnx
-from pipeline.seeding import warm_up_math_kernels
-from pipeline.reporting import Steps, stage_args
-from pipeline.stage_params import OnnxParams
+from pipeline.io.model_loader import load_model
+from pipeline.stage.steps import Steps, stage_args
 
 
 def main() -> None:

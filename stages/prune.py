@@ -6,12 +6,13 @@ The checkpoint stores the pruning history, so later stages rebuild the pruned ar
 
 from __future__ import annotations
 
-from pipeline.checkpoint import load_model, save_checkpoint
-from pipeline.config import load_section
-from pipeline.prune import prune
-from pipeline.seeding import warm_up_math_kernels
-from pipeline.reporting import Steps, stage_args
-from pipeline.stage_params import PruneParams
+from pipeline.compress.prune import prune
+from pipeline.config.params import load_section
+from pipeline.config.seeding import warm_up_math_kernels
+from pipeline.config.stages import PruneParams
+from pipeline.io.checkpoint import save_checkpoint
+from pipeline.io.model_loader import load_model
+from pipeline.stage.steps import Steps, stage_args
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.export.quantize import load_calibration_set
 from pipeline.export.tflite_export import export_tflite_int8
-from pipeline.reporting import Steps, stage_args
-from pipeline.seeding import warm_up_math_kernels
+from pipeline.stage.steps import Steps, stage_args
 
 
 def main() -> None:

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data.augment import AugmentParams
+from pipeline.config.augment import AugmentParams
+from pipeline.config.train import TrainParams
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
-from pipeline.distributed import cleanup
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.train_params import TrainParams
-from pipeline.trainer import Trainer
+from pipeline.train.distributed import cleanup
+from pipeline.train.trainer import Trainer
 
 if __name__ == "__main__":
     data_yaml, out = sys.argv[1], Path(sys.argv[2])

@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from leafyolo import LEAFYOLO
 from pipeline.export.onnx_export import run_onnx
-from pipeline.postprocess import box_iou_one, postprocess
-from pipeline.predict import preprocess, read_image
-from tests.simple_data import write_simple_dataset
+from pipeline.infer.postprocess import box_iou_one, postprocess
+from pipeline.infer.predict import preprocess, read_image
 
 CONF = 0.25
 FP32_ONNX = dict(min_iou=0.9999, box_atol=1e-3, score_atol=1e-5, exact_count=True)
@@ -42,17 +40,9 @@ EXACT = dict(min_iou=1.0, box_atol=0.0, score_atol=0.0, exact_count=True)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parity")
-    data = write_simple_dataset(root / "data", n_images=4, imgsz=64)
-    torch.manual_seed(0)
-    model = LEAFYOLO("detect", variant="leafyolo_u")
-    out = model.train(data=str(data), epochs=60, batch_size=4, img_size=64, optimizer="AdamW", lr0=0.005, lrf=0.1,
-                      momentum=0.9, warmup_epochs=5, augment_strength=0, ema_decay=0.0, project=str(root / "runs"),
-                      name="tiny")
-    assert out["val/map50"] > 0.9  # it really learned: the detections compared below are real objects
-    images = sorted((root / "data" / "images" / "val").glob("*.png"))
-    return model, images, root
+def trained(trained_tiny):
+    assert trained_tiny[0].train_result["val/map50"] > 0.9  # it really learned: the detections compared are real
+    return trained_tiny
 
 
 def match(ref, got, min_iou: float, box_atol: float | None, score_atol: float, exact_count: bool) -> dict:

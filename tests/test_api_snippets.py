@@ -18,7 +18,7 @@ from PIL import Image
 
 from leafyolo import LEAFYOLO, Results
 from leafyolo.options import augment_for_strength
-from pipeline.data.augment import AugmentParams
+from pipeline.config.augment import AugmentParams
 from tests.simple_data import write_simple_dataset
 from tests.stage_runner import run_stage, write_params
 

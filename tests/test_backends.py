@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.backends import OnnxBackend, TFLiteBackend, TorchBackend, arrange_outputs, load_backend
+from pipeline.infer.backends import OnnxBackend, TFLiteBackend, TorchBackend, arrange_outputs, open_model
 
 S, NC = 32, 3  # N = 16 + 4 + 1 = 21 anchors
 
@@ -67,7 +67,7 @@ def test_torch_backend_shapes(model, batch):
 
 def test_onnx_matches_torch(model, batch, tmp_path):
     ref = TorchBackend(model)(batch)
-    ob = load_backend(_export(model, tmp_path / "m.onnx"))
+    ob = open_model(_export(model, tmp_path / "m.onnx"))
     assert isinstance(ob, OnnxBackend) and ob.imgsz == S
     for got, want in zip(ob(batch), ref):
         np.testing.assert_allclose(got, want, atol=1e-4)
@@ -135,12 +135,12 @@ def test_arrange_outputs_rules():
 
 def test_missing_files_raise(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.onnx"):
-        load_backend(tmp_path / "nope.onnx")
+        open_model(tmp_path / "nope.onnx")
     with pytest.raises(FileNotFoundError, match="nope.tflite"):
         TFLiteBackend(tmp_path / "nope.tflite")
     (tmp_path / "m.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="unsupported model format"):
-        load_backend(tmp_path / "m.bin")
+        open_model(tmp_path / "m.bin")
 
 
 def _keras_model(tf, as_dict: bool):
@@ -183,7 +183,7 @@ def test_tflite_float_and_int8(tmp_path):
 
     (tmp_path / "f.tflite").write_bytes(_convert(tf, model, False, rng))
     (tmp_path / "q.tflite").write_bytes(_convert(tf, model, True, rng))
-    fb = load_backend(tmp_path / "f.tflite")
+    fb = open_model(tmp_path / "f.tflite")
     assert isinstance(fb, TFLiteBackend) and fb.imgsz == 16
     boxes, scores = fb(x)  # fixed batch 1 in the model: looped over the batch of 2
     assert boxes.shape == (2, 5, 4) and scores.shape == (2, 5, NC)
@@ -210,3 +210,35 @@ def test_tflite_signature_names(tmp_path):
     boxes, scores = b(x)
     np.testing.assert_allclose(boxes, np.asarray(out["boxes"]), atol=1e-4)
     np.testing.assert_allclose(scores, np.asarray(out["scores"]), atol=1e-5)
+
+
+def test_open_model_refuses_a_malicious_checkpoint_and_runs_nothing(tmp_path):
+    import os
+
+    from leafyolo import LEAFYOLO
+    from pipeline.io.checkpoint import UnsafeCheckpointError
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Payload(), "variant": "leafyolo_u"}, evil)
+    with pytest.raises(UnsafeCheckpointError, match="evil.pt holds objects other than tensors"):
+        open_model(evil)
+    with pytest.raises(UnsafeCheckpointError, match="refused without running it"):
+        LEAFYOLO(evil)
+    assert not marker.exists()
+
+
+def test_open_model_loads_a_checkpoint_with_its_image_size(tmp_path):
+    from pipeline.io.checkpoint import save_checkpoint
+    from pipeline.model.leafyolo import LeafYOLO
+
+    model = LeafYOLO("leafyolo_u", nc=3)
+    save_checkpoint(tmp_path / "m.pt", model, ["a", "b", "c"], 96)
+    backend = open_model(tmp_path / "m.pt")
+    assert isinstance(backend, TorchBackend) and backend.imgsz == 96
+    assert backend.params == sum(p.numel() for p in model.parameters())

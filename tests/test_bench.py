@@ -14,6 +14,8 @@ from bench.model_table import markdown, rows
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.bench
+
 
 def _bench(args: list[str], timeout: int = 1200, **env_extra: str) -> subprocess.CompletedProcess:
     """`python -m <args>` from the repo root, as a user runs a bench script."""

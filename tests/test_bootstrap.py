@@ -4,8 +4,8 @@ reproducible and shrinks with more images."""
 import numpy as np
 import pytest
 
-from pipeline.bootstrap import class_matches, map_for_weights
-from pipeline.metrics import build_coco_dets, build_coco_gt, coco_eval, run_cocoeval
+from pipeline.evaluate.bootstrap import class_matches, map_for_weights
+from pipeline.evaluate.coco import build_coco_dets, build_coco_gt, coco_eval, run_cocoeval
 
 
 def fake_eval(n_img: int, nc: int = 3, seed: int = 0, noise: float = 6.0):

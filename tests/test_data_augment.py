@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data import AugmentParams, YoloDataset, generate_dataset
+from pipeline.config.augment import AugmentParams
 from pipeline.data.augment import augment_hsv, copy_paste, hflip, mixup, random_affine
+from pipeline.data.dataset import YoloDataset
 from pipeline.data.mosaic import mosaic4
+from pipeline.data.synthetic import generate_dataset
 
 
 @pytest.fixture(scope="module")

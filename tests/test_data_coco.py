@@ -8,8 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import DatasetError, coco_to_yolo, generate_dataset, ground_truth, load_data_yaml, parse_labels
-from pipeline.data.labels import label_path_for
+from pipeline.data.coco import coco_to_yolo
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.data.dataset import ground_truth
+from pipeline.data.errors import DatasetError
+from pipeline.data.labels import label_path_for, parse_labels
+from pipeline.data.synthetic import generate_dataset
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.data import YoloDataset, collate, generate_dataset, letterbox, load_data_yaml, load_image, parse_labels
-from pipeline.data.labels import label_path_for
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.data.dataset import YoloDataset, collate
+from pipeline.data.labels import label_path_for, load_image, parse_labels
+from pipeline.data.letterbox import letterbox
+from pipeline.data.synthetic import generate_dataset
 
 BCCD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "bccd"
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data import DatasetError, YoloDataset, load_data_yaml, parse_labels
-from pipeline.data.labels import label_path_for
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.data.dataset import YoloDataset
+from pipeline.data.errors import DatasetError
+from pipeline.data.labels import label_path_for, parse_labels
 
 
 def make_split(root: Path, split: str, labels: dict[str, str], size: tuple[int, int] = (64, 48)) -> Path:

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import CLASS_NAMES, describe_dataset, generate_dataset, ground_truth, load_data_yaml
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.data.dataset import ground_truth
+from pipeline.data.synthetic import CLASS_NAMES, describe_dataset, generate_dataset
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

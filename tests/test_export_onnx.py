@@ -7,17 +7,15 @@ import onnx
 import pytest
 import torch
 
-from pipeline.export import (
-    ExportError,
-    export_onnx,
+from pipeline.export.common import ExportError, load_onnx
+from pipeline.export.onnx_export import export_onnx, run_onnx
+from pipeline.export.quantize import (
     load_calibration_set,
-    load_onnx,
+    output_node_names,
     quantization_report,
     quantize_onnx_int8,
-    run_onnx,
     save_calibration_set,
 )
-from pipeline.export.quantize import output_node_names
 from pipeline.model.leafyolo import LeafYOLO
 
 IMGSZ, NC = 64, 3
@@ -160,3 +158,22 @@ def test_calibration_set_rejects_bad_input(tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((2, 5), np.uint8))
     with pytest.raises(ValueError, match="bad.npy"):
         load_calibration_set(tmp_path / "bad.npy")
+
+
+def test_an_export_beyond_its_parity_tolerance_fails_and_keeps_the_existing_file(tmp_path, monkeypatch):
+    """The exporter enforces PARITY (not only records it): a graph whose outputs drift from torch is refused
+    before it replaces the file on disk."""
+    import pipeline.export.onnx_export as onnx_export
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"the previous export")
+    real = onnx_export.run_onnx
+
+    def drifting(model, x, exact=False):
+        out = real(model, x, exact)
+        return {**out, "boxes": out["boxes"] + 1.0}  # one pixel everywhere: far above the FP32 tolerance
+
+    monkeypatch.setattr(onnx_export, "run_onnx", drifting)
+    with pytest.raises(ExportError, match=r"model.onnx: onnx_fp32 output 'boxes' differs"):
+        export_onnx(make_model(), path, IMGSZ)
+    assert path.read_bytes() == b"the previous export"

@@ -13,9 +13,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from pipeline.export import ExportError, export_onnx, export_tflite_int8, run_onnx, run_tflite
+from pipeline.export.common import ExportError
 from pipeline.export.graph_prep import prepare_for_onnx2tf
-from pipeline.export.tflite_export import SAMPLE_FILE, map_outputs
+from pipeline.export.onnx_export import export_onnx, run_onnx
+from pipeline.export.tflite_export import SAMPLE_FILE, export_tflite_int8
+from pipeline.infer.backends import TFLiteBackend, match_outputs
 from tests.test_export_onnx import IMGSZ, N_ANCHORS, NC, make_model, synthetic_images
 
 
@@ -59,9 +61,10 @@ def test_output_mapping_and_layout(converted):
     assert outs["boxes"]["shape"] == [1, N_ANCHORS, 4] and outs["scores"]["shape"] == [1, N_ANCHORS, NC]
     assert not outs["boxes"]["transposed"] and not outs["scores"]["transposed"]
     assert sorted(info["output_order"]) == ["boxes", "scores"]
-    details, ys = run_tflite(info["path"], calib[:2])
-    assert ys[outs["scores"]["position"]].shape == (2, N_ANCHORS, NC)
-    scores = ys[outs["scores"]["position"]]
+    backend = TFLiteBackend(info["path"])
+    boxes, scores = backend(calib[:2])
+    assert backend.order == (outs["boxes"]["position"], outs["scores"]["position"])
+    assert scores.shape == (2, N_ANCHORS, NC) and boxes.shape == (2, N_ANCHORS, 4)
     assert scores.min() >= 0 and scores.max() <= 1
     assert outs["scores"]["scale"] == pytest.approx(1 / 256, rel=0.05)
 
@@ -69,20 +72,21 @@ def test_output_mapping_and_layout(converted):
 def test_int8_tflite_close_to_fp32_onnx(converted):
     info, d, calib = converted
     ref = run_onnx(d / "model.onnx", calib)
-    _, ys = run_tflite(info["path"], calib)
-    scores, boxes = ys[info["outputs"]["scores"]["position"]], ys[info["outputs"]["boxes"]["position"]]
+    boxes, scores = TFLiteBackend(info["path"])(calib)
     assert np.abs(scores - ref["scores"]).max() < 0.1
     assert np.abs(boxes - ref["boxes"]).max() < 2.0  # pixels
     assert info["float32_diff"]["boxes"]["max_abs_diff"] < 1e-3
     assert info["float32_diff"]["scores"]["max_abs_diff"] < 1e-4
 
 
-def test_map_outputs_equal_shapes_uses_values():
+def test_equal_shaped_outputs_without_names_are_matched_by_value_range():
+    """nc == 4: boxes and scores have the same shape; sigmoid scores lie in [0, 1], pixel boxes do not."""
     rng = np.random.default_rng(0)
-    ref = {"boxes": rng.random((1, 84, 4)) * 60 + 5, "scores": rng.random((1, 84, 4))}
-    tfl = [ref["scores"] + 0.01, ref["boxes"] + 0.3]
-    assert map_outputs(ref, tfl) == {"boxes": 1, "scores": 0}
-    assert map_outputs(ref, [ref["boxes"], ref["scores"].transpose(0, 2, 1)]) == {"boxes": 0, "scores": 1}
+    boxes, scores = rng.random((1, 84, 4)) * 60 + 5, rng.random((1, 84, 4))
+    (b, s_), order = match_outputs([scores, boxes], ["PartitionedCall:0", "PartitionedCall:1"], 84)
+    assert order == (1, 0) and np.allclose(b, boxes) and np.allclose(s_, scores)
+    (b, s_), order = match_outputs([boxes, scores.transpose(0, 2, 1)], ["a", "b"], 84)
+    assert order == (0, 1) and np.allclose(s_, scores)
 
 
 def test_graph_prep_is_exact(converted):

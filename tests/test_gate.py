@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import from_dict
-from pipeline.gate import check_budgets, failure_message
-from pipeline.stage_params import GateParams
+from pipeline.config.params import from_dict
+from pipeline.config.stages import GateParams
+from pipeline.evaluate.gate import check_budgets, failure_message
 from tests.stage_runner import REPO, run_stage, write_params
 
 DEFAULT_GATE = yaml.safe_load((REPO / "params.yaml").read_text())["gate"]

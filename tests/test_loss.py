@@ -2,11 +2,11 @@
 
 import torch
 
-from pipeline.assigner import TaskAlignedAssigner
-from pipeline.distill import DistillationLoss, DistillWeights, FeatureAdapters
-from pipeline.iou import box_ciou, box_iou_pairwise
-from pipeline.loss import DetectionLoss, targets_to_padded
-from pipeline.postprocess import make_anchors
+from pipeline.infer.postprocess import make_anchors
+from pipeline.train.assigner import TaskAlignedAssigner
+from pipeline.train.distill import DistillationLoss, DistillWeights, FeatureAdapters
+from pipeline.train.iou import box_ciou, box_iou_pairwise
+from pipeline.train.loss import DetectionLoss, targets_to_padded
 
 
 def test_iou_and_ciou_of_identical_and_disjoint_boxes():

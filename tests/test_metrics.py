@@ -7,7 +7,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pipeline.metrics import coco_eval
+from pipeline.evaluate.coco import coco_eval
 
 # Hand-written COCO case: 2 images, 2 categories (ids 1, 2), boxes in xywh.
 GT_JSON = {
@@ -133,8 +133,8 @@ def test_bad_inputs_raise():
 
 from PIL import Image  # noqa: E402
 
-from pipeline.evaluate import evaluate, targets_to_original  # noqa: E402
-from pipeline.postprocess import make_anchors  # noqa: E402
+from pipeline.evaluate.evaluator import evaluate, targets_to_original  # noqa: E402
+from pipeline.infer.postprocess import make_anchors  # noqa: E402
 
 
 class OracleBackend:

@@ -4,8 +4,18 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.model.blocks import (CSPGhost, ConvBNAct, DWSeparable, GhostBottleneck, GhostModule,
-                                   InvertedResidualSE, MicroAttention, SPPFLite, SqueezeExcite, make_act)
+from pipeline.model.blocks import (
+    ConvBNAct,
+    CSPGhost,
+    DWSeparable,
+    GhostBottleneck,
+    GhostModule,
+    InvertedResidualSE,
+    MicroAttention,
+    SPPFLite,
+    SqueezeExcite,
+    make_act,
+)
 from pipeline.model.head import SharedHead
 from pipeline.model.leafyolo import LeafYOLO
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.postprocess import decode, make_anchors, nms, postprocess, scale_to_original
+from pipeline.infer.postprocess import decode, make_anchors, nms, postprocess, scale_to_original
 
 
 def test_anchor_count_and_order_imgsz64():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.postprocess import make_anchors
-from pipeline.predict import Detections, predict
+from pipeline.infer.postprocess import make_anchors
+from pipeline.infer.predict import Detections, predict
 
 IMGSZ = 64
 

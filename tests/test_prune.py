@@ -7,9 +7,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pipeline.checkpoint import count_params, load_model, save_checkpoint
+from pipeline.compress.prune import prune
+from pipeline.io.checkpoint import save_checkpoint
+from pipeline.io.model_loader import load_model
+from pipeline.model.count import count_params
 from pipeline.model.leafyolo import LeafYOLO
-from pipeline.prune import prune
 
 IMGSZ, NC = 64, 3
 N_ANCHORS = (IMGSZ // 8) ** 2 + (IMGSZ // 16) ** 2 + (IMGSZ // 32) ** 2
@@ -161,7 +163,7 @@ def test_pruning_a_pruned_checkpoint_appends_history(tmp_path):
 
 
 def test_replay_rejects_foreign_history():
-    from pipeline.prune import replay_pruning
+    from pipeline.compress.prune import replay_pruning
 
     with pytest.raises(ValueError, match="pruning_history"):
         replay_pruning(fresh_model(), [["neck.no_such_layer", True, [0]]], IMGSZ)

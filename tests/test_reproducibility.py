@@ -1,5 +1,6 @@
-"""Same params, seed, machine and thread count give the same bytes: the tiny chain run twice (each stage its own
-process) and an API training run twice, compared by hash; and the checks that stop a run before any work."""
+"""Same params, seed, machine and thread count give the same bytes: the tiny chain run twice (each stage as its own
+process, then again by `dvc repro` in a scratch project) and an API training run twice, compared by hash; and the
+checks that stop a run before any work."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_chain
 from tests.stage_runner import REPO, run_stage, write_params
 
 # Every model, data and export artifact of the chain; metrics are compared apart from their timings.
@@ -23,6 +23,8 @@ ARTIFACTS = ("teacher/model.pt", "distill/model.pt", "prune/model.pt", "finetune
 METRICS = ("data/report.json", "teacher/metrics.json", "distill/metrics.json", "prune/metrics.json",
            "finetune/metrics.json", "calibrate/metrics.json", "onnx/metrics.json", "tflite/metrics.json",
            "evaluate/metrics.json")
+
+pytestmark = pytest.mark.slow
 
 
 def sha256(path: Path) -> str:
@@ -44,11 +46,10 @@ def without_timings(value):
 
 
 @pytest.fixture(scope="module")
-def second_chain(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("chain_again")
-    write_params(work)
-    run_chain(work)
-    return work
+def second_chain(dvc_sweep) -> Path:
+    """The same tiny params run a second time, by `dvc repro` in the sweep's scratch project (only the gate's
+    budgets differ there, and the gate writes no artifact)."""
+    return dvc_sweep["project"]
 
 
 def test_two_chain_runs_give_identical_files(tiny_chain, second_chain):
@@ -131,8 +132,9 @@ def test_a_calibration_subset_larger_than_the_split_uses_the_whole_split(tiny_ch
 
 
 def test_a_teacher_for_other_classes_stops_the_data_stage(tiny_chain, tmp_path):
-    from pipeline.checkpoint import read_checkpoint
     import torch
+
+    from pipeline.io.checkpoint import read_checkpoint
 
     work = tmp_path / "teacher_nc"
     ckpt = read_checkpoint(tiny_chain / "artifacts/teacher/model.pt")

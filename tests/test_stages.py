@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checkpoint import read_checkpoint
+from pipeline.io.checkpoint import read_checkpoint
 from tests.stage_runner import run_stage, write_params
+
+pytestmark = pytest.mark.slow
 
 
 def read(path: Path) -> dict:

@@ -9,30 +9,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.checkpoint import load_model
-from pipeline.data.augment import AugmentParams
-from pipeline.distill import DistillWeights
-from pipeline.model.leafyolo import LeafYOLO
-from pipeline.train_params import TrainParams
-from pipeline.trainer import Trainer, lr_at
-from pipeline.training_run import build_datasets, train_model
+from pipeline.config.augment import AugmentParams
+from pipeline.config.train import TrainParams
 from pipeline.data.data_yaml import load_data_yaml
+from pipeline.io.model_loader import load_model
+from pipeline.model.leafyolo import LeafYOLO
+from pipeline.train.distill import DistillWeights
+from pipeline.train.run import build_datasets
+from pipeline.train.trainer import Trainer, lr_at
 from tests.simple_data import write_simple_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 NO_AUG = AugmentParams(hsv_h=0, hsv_s=0, hsv_v=0, translate=0, scale=0, fliplr=0, mosaic=0, mixup=0, copy_paste=0)
 
 
-def test_tiny_model_overfits_a_handful_of_images(tmp_path):
-    data_yaml = write_simple_dataset(tmp_path / "data", n_images=4, imgsz=64)
-    p = TrainParams(epochs=60, batch_size=4, imgsz=64, optimizer="AdamW", lr0=0.005, lrf=0.1, momentum=0.9,
-                    warmup_epochs=5, augment=NO_AUG, ema_decay=0.0)
-    torch.manual_seed(0)
-    result = train_model(LeafYOLO("leafyolo_u", 2), data_yaml, p, tmp_path / "model.pt", tmp_path / "work")
-    assert result.metrics["val/map50"] > 0.9
-    model, ckpt = load_model(tmp_path / "model.pt")
+def test_tiny_model_overfits_a_handful_of_images(trained_tiny):
+    model, _, root = trained_tiny
+    assert model.train_result["val/map50"] > 0.9
+    reloaded, ckpt = load_model(root / "runs/tiny/model.pt")
     assert ckpt["names"] == ["square", "disc"] and ckpt["imgsz"] == 64
-    assert not (tmp_path / "work" / "last.pt").exists()  # resume state is dropped once the model is saved
+    assert not (root / "runs/tiny/work/last.pt").exists()  # resume state is dropped once the model is saved
 
 
 def test_lr_schedule_warms_up_then_decays():

@@ -1,4 +1,4 @@
-"""`prune_model`: structured channel pruning of a LEAFYOLO (pipeline.prune, as the `prune` stage runs it)."""
+"""`prune_model`: structured channel pruning of a LEAFYOLO (pipeline.compress.prune, as the `prune` stage runs it)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from pipeline.prune import prune
-
 from leafyolo.model import LEAFYOLO
+from pipeline.compress.prune import prune
 
 
 def as_leafyolo(model: Any) -> LEAFYOLO:
@@ -24,7 +23,7 @@ def prune_model(model: LEAFYOLO | str | Path, sparsity: float = 0.3, img_size: i
     stages rebuild; fine-tune it with `pruned.train(...)`. Figures: `pruned.prune_report`.
     """
     m = as_leafyolo(model)
-    m._need_unfused("prune_model")
+    m.trainable_module("prune_model")
     target = m if inplace else copy.deepcopy(m)
     result = prune(target.model, sparsity, int(img_size or m.imgsz), importance=importance, verbose=False)
     target.pruning_history = list(m.pruning_history) + list(result.pruning_history)

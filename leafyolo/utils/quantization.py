@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from leafyolo.exporting import calibration_images, default_path, export_onnx_int8
+from leafyolo.metadata import metadata
 from leafyolo.model import LEAFYOLO
 from leafyolo.options import ExportOptions
 from leafyolo.utils.pruning import as_leafyolo
@@ -22,12 +23,13 @@ def quantize_model(model: LEAFYOLO | str | Path, calibration_data: Any, img_size
     `model.export(format='tflite', int8=True, data=...)`.
     """
     m = as_leafyolo(model)
-    m._need_torch("quantize_model")
+    model = m.torch_module("quantize_model")
     imgsz = int(img_size or m.imgsz)
-    path = Path(file) if file else default_path(m, "onnx", ExportOptions(int8=True), imgsz)
+    path = Path(file) if file else default_path(model.variant, m.ckpt_path, "onnx", ExportOptions(int8=True), imgsz)
     path.parent.mkdir(parents=True, exist_ok=True)
     calib = calibration_images(calibration_data, imgsz, n_images)
-    export_onnx_int8(m, path, imgsz, calib, opset=opset_version, preset=preset)
+    export_onnx_int8(model, path, imgsz, calib, metadata(model, m.names, imgsz, m.data), opset=opset_version,
+                     preset=preset)
     size = path.stat().st_size
     print(f"quantized to {path} ({size:,} bytes, {size / 1e6:.2f} MB) on {len(calib)} calibration images", flush=True)
     return LEAFYOLO(path, names=m.names)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.atomic import atomic_dir
 from pipeline.data.data_yaml import dump_data_yaml
 from pipeline.data.errors import DatasetError
 from pipeline.data.labels import image_size
+from pipeline.io.atomic import atomic_dir
 
 BOX_TOLERANCE = 1.0  # px a COCO bbox may overshoot the image (rounding in exporters); clipped on import
 

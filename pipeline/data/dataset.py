@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.data.augment import AugmentParams, augment_hsv, copy_paste, hflip, mixup, random_affine
+from pipeline.config.augment import AugmentParams
+from pipeline.data.augment import augment_hsv, copy_paste, hflip, mixup, random_affine
 from pipeline.data.data_yaml import DataConfig
 from pipeline.data.errors import DatasetError
 from pipeline.data.labels import IMAGE_SUFFIXES, image_size, label_path_for, labels_for, list_images, load_image
@@ -51,7 +53,8 @@ def build_index(images_dir: str | Path, nc: int, on_error: OnError = "raise", de
     if not files:
         raise DatasetError(images_dir, f"no images found; expected files ending in {', '.join(IMAGE_SUFFIXES)}")
     if not label_path_for(files[0]).parent.is_dir():
-        warnings.warn(f"{label_path_for(files[0]).parent}: no labels folder; every image is treated as background")
+        warnings.warn(f"{label_path_for(files[0]).parent}: no labels folder; every image is treated as background",
+                      stacklevel=2)
     idx = _Index([], [], [], [], [] if decode else None)
     for path in files:
         try:
@@ -71,7 +74,7 @@ def build_index(images_dir: str | Path, nc: int, on_error: OnError = "raise", de
             idx.decoded.append(img)
     if idx.skipped:
         first = "; ".join(reason for _, reason in idx.skipped[:3])
-        warnings.warn(f"{images_dir}: skipped {len(idx.skipped)} of {len(files)} images ({first})")
+        warnings.warn(f"{images_dir}: skipped {len(idx.skipped)} of {len(files)} images ({first})", stacklevel=2)
     if not idx.images:
         raise DatasetError(images_dir, "every image was skipped as invalid; expected at least one valid image")
     return idx
@@ -124,7 +127,7 @@ class YoloDataset(Dataset):
         self._cache = [resize_keep_aspect(im, imgsz)[0] for im in idx.decoded] if idx.decoded is not None else None
 
     @classmethod
-    def from_config(cls, cfg: DataConfig, split: str, imgsz: int, **kwargs: Any) -> "YoloDataset":
+    def from_config(cls, cfg: DataConfig, split: str, imgsz: int, **kwargs: Any) -> YoloDataset:
         """Dataset of ``split`` ("train"/"val") of a loaded data.yaml."""
         return cls(cfg.split(split), cfg.nc, imgsz, names=cfg.names, **kwargs)
 

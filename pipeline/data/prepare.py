@@ -10,15 +10,14 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import ParamsError
-from pipeline.data.atomic import atomic_write_text
+from pipeline.config.stages import DataParams
 from pipeline.data.coco import coco_to_yolo
 from pipeline.data.data_yaml import DataConfig, load_data_yaml
 from pipeline.data.dataset import build_index
+from pipeline.data.inputs import check_dep_covers
 from pipeline.data.labels import label_path_for, list_images
 from pipeline.data.synthetic import describe_dataset, generate_dataset
-from pipeline.stage_params import DataParams
-
+from pipeline.io.atomic import atomic_write_text
 
 MANIFEST = "manifest.json"
 
@@ -37,21 +36,6 @@ def input_paths(p: DataParams) -> dict[str, Path]:
         paths[f"the {split} images"] = folder
         paths[f"the {split} labels"] = label_path_for(folder / "x.png").parent
     return paths
-
-
-def check_dep_covers(dep: str, paths: dict[str, Path], key: str) -> None:
-    """Every input must lie inside `dep`, the path dvc.yaml hashes for this stage: otherwise editing the input
-    would leave `dvc status` clean and `dvc repro` would re-run nothing."""
-    if not paths:
-        return  # nothing from outside the project (the generated dataset, a teacher trained here)
-    root = Path(dep).resolve()
-    if not Path(dep).exists():
-        raise ParamsError(f"{key}={dep!r} does not exist; expected the file or folder DVC hashes for this input")
-    for role, path in paths.items():
-        resolved = path.resolve()
-        if resolved != root and root not in resolved.parents:
-            raise ParamsError(f"{key}={dep!r} does not contain {resolved} ({role}); set {key} to a folder holding "
-                              f"every input file (e.g. the dataset's root), so DVC re-runs the chain when one changes")
 
 
 def _md5(path: Path) -> str:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.data.atomic import atomic_dir
 from pipeline.data.data_yaml import dump_data_yaml, load_data_yaml
 from pipeline.data.dataset import ground_truth
 from pipeline.data.synth_draw import CLASS_NAMES, background, draw_clutter, random_color, shape_polygon, texture
+from pipeline.io.atomic import atomic_dir
 
 MIN_SIZE, MAX_SIZE = 6.0, 80.0  # object diameter range in px at imgsz 256 (log-uniform: many small)
 MAX_OCCLUDED = 0.6  # objects hidden more than this are not labelled

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from pipeline.data.atomic import atomic_write_bytes
+from pipeline.io.atomic import atomic_write_bytes
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores")
@@ -56,3 +56,27 @@ def check_images(images: np.ndarray, what: str) -> np.ndarray:
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise ValueError(f"{what}: image values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
     return images.astype(np.float32, copy=False)
+
+
+# The largest output differences an export may show on its check images before the export fails, per output:
+# boxes in input pixels (a fraction of the image size), scores in probability. Each is about ten times what the
+# default models measure (FP32 ONNX vs torch: 1e-4 px / 1e-7; FP16 vs FP32: 0.13 px / 1.5e-4 max; full-INT8 TFLite
+# vs FP32 ONNX: 0.5 px / 7e-4 mean at 192 px), so a broken conversion fails while quantisation noise passes.
+PARITY: dict[str, dict] = {
+    "onnx_fp32": {"stat": "max_abs", "boxes": 1e-2 / 192, "scores": 1e-4},   # vs torch
+    "onnx_fp16": {"stat": "max_abs", "boxes": 1e-2, "scores": 1e-2},         # vs FP32 ONNX
+    "tflite_float32": {"stat": "max_abs", "boxes": 1e-2 / 192, "scores": 1e-4},  # vs FP32 ONNX
+    "tflite_float16": {"stat": "max_abs", "boxes": 1e-2, "scores": 1e-2},    # vs FP32 ONNX
+    "tflite_int8": {"stat": "mean_abs", "boxes": 1e-2, "scores": 1e-2},      # vs FP32 ONNX
+}
+
+
+def check_parity(kind: str, diffs: dict[str, float], imgsz: int, path: str | Path) -> None:
+    """Raise ExportError naming `path` when an output differs from its reference by more than PARITY[kind]
+    (`diffs`: output name -> the measured statistic; box limits scale with the image size)."""
+    limits = PARITY[kind]
+    for name, value in diffs.items():
+        limit = limits[name] * (imgsz if name == "boxes" else 1)
+        if not value <= limit:
+            raise ExportError(f"{path}: {kind} output {name!r} differs from its reference by {value:.4g} "
+                              f"({limits['stat']}, limit {limit:.4g}); the conversion is broken")

@@ -3,7 +3,7 @@
 Our own runtimes never use it (CONTRACTS.md: decoding and NMS stay outside the graph, and outside every INT8
 graph); it exists for users who ship the ONNX to a runtime without our post-processing.
 
-Added nodes reproduce `pipeline.postprocess.postprocess`: ltrb distances from the anchor points -> xyxy, each
+Added nodes reproduce `pipeline.infer.postprocess.postprocess`: ltrb distances from the anchor points -> xyxy, each
 anchor keeps only its best class (the others are zeroed; the first one on ties), then ONNX `NonMaxSuppression`
 per class with `score > conf_thres` and suppression at IoU > `iou_thres`. The single output replaces `boxes`/`scores`:
 
@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pipeline.export.common import OUTPUT_NAMES, ExportError, check_onnx, load_onnx, save_onnx
-from pipeline.postprocess import make_anchors
+from pipeline.infer.postprocess import make_anchors
 
 NMS_OUTPUT = "detections"
 

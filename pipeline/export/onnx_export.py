@@ -15,11 +15,7 @@ import onnx
 import torch
 from torch import nn
 
-from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_onnx, save_onnx
-
-# FP16 weights and activations vs the FP32 graph on the parity input: |scores| diff and |boxes| diff / box scale.
-FP16_SCORE_ATOL = 1e-2
-FP16_BOX_RTOL = 1e-2
+from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_onnx, check_parity, save_onnx
 
 
 def parity_input(imgsz: int, batch: int = 1, seed: int = 0) -> np.ndarray:
@@ -27,23 +23,10 @@ def parity_input(imgsz: int, batch: int = 1, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((batch, 3, imgsz, imgsz), dtype=np.float32)
 
 
-def ort_session(model: onnx.ModelProto | str | Path, threads: int = 1, exact: bool = False):
-    """onnxruntime CPU session; `exact`: basic graph optimisations only (QDQ not fused into INT8 kernels, whose
-    results vary from call to call; see pipeline.backends.OnnxBackend)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if exact:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(model: onnx.ModelProto | str | Path, x: np.ndarray, exact: bool = False) -> dict[str, np.ndarray]:
     """Run with onnxruntime; returns {output_name: array}. A fixed-batch graph is run in chunks of its batch."""
+    from pipeline.infer.backends import ort_session
+
     sess = ort_session(model, exact=exact)
     inp = sess.get_inputs()[0]
     names = [o.name for o in sess.get_outputs()]
@@ -139,13 +122,13 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13,
     names = [o.name for o in proto.graph.output]
     if names != list(OUTPUT_NAMES) or proto.graph.input[0].name != INPUT_NAME:
         raise ExportError(f"{path}: expected input {INPUT_NAME!r} and outputs {OUTPUT_NAMES}, got {names}")
-    save_onnx(proto, path)
-
     x = parity_input(imgsz, batch=2 if dynamic_batch else 1)
     with torch.no_grad():
         ref = [t.numpy() for t in model(torch.from_numpy(x))]
-    got = run_onnx(path, x)
+    got = run_onnx(proto, x)  # checked in memory: a graph that fails parity never replaces the file on disk
     parity = {n: _max_abs(got[n], r) for n, r in zip(OUTPUT_NAMES, ref)}
+    check_parity("onnx_fp32", parity, imgsz, path)
+    save_onnx(proto, path)
     result = {
         "path": str(path), "opset": opset, "size_bytes": path.stat().st_size, "parity": parity,
         "simplified": simplify, "dynamic_batch": dynamic_batch,
@@ -157,11 +140,10 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13,
         except Exception as e:
             raise ExportError(f"{fp16_path}: FP16 conversion of {path} failed: {e}") from e
         check_onnx(half, fp16_path)
+        got16 = run_onnx(half, x)
+        fp16_diff = {n: _max_abs(got16[n], got[n]) for n in OUTPUT_NAMES}
+        check_parity("onnx_fp16", fp16_diff, imgsz, fp16_path)
         save_onnx(half, fp16_path)
-        got16 = run_onnx(fp16_path, x)
-        result.update(
-            fp16_path=str(fp16_path), fp16_size_bytes=fp16_path.stat().st_size,
-            fp16_diff={n: _max_abs(got16[n], got[n]) for n in OUTPUT_NAMES},
-        )
+        result.update(fp16_path=str(fp16_path), fp16_size_bytes=fp16_path.stat().st_size, fp16_diff=fp16_diff)
     result["seconds"] = time.perf_counter() - t0
     return result

@@ -12,21 +12,14 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import onnx
 
-from pipeline.data.atomic import atomic_write_bytes
-from pipeline.export.common import (
-    INPUT_NAME,
-    OUTPUT_NAMES,
-    ExportError,
-    check_images,
-    load_onnx,
-    save_onnx,
-)
+from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_images, load_onnx, save_onnx
+from pipeline.io.atomic import atomic_write_bytes
 
 PRESETS = ("mixed", "performance")
 

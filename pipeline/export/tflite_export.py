@@ -22,7 +22,6 @@ onnx2tf traps handled here:
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import shutil
 import sys
@@ -32,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.atomic import atomic_copy
-from pipeline.export.common import INPUT_NAME, ExportError, check_images, load_onnx, save_onnx
+from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_images, check_parity, load_onnx, save_onnx
 from pipeline.export.graph_prep import prepare_for_onnx2tf
+from pipeline.io.atomic import atomic_copy
 
+N_CHECK = 4  # calibration images the converted file is compared on against the ONNX
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_OPTIONS = {
     "output_integer_quantized_tflite": True,  # -> *_full_integer_quant.tflite (also float32/16, dynamic, int16)
@@ -140,89 +140,38 @@ def _quant(detail: dict) -> dict:
             "dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
 
 
-def run_tflite(path: str | Path, images: np.ndarray) -> tuple[list[dict], list[np.ndarray]]:
-    """Run a TFLite file on float NCHW [0,1] images one by one (quantising the input, dequantising
-    int outputs). Returns (output details in interpreter order, stacked float32 outputs)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path), num_threads=1)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    outs = interp.get_output_details()
-    results: list[list[np.ndarray]] = [[] for _ in outs]
-    for img in images:
-        x = img.transpose(1, 2, 0)[None]
-        if np.issubdtype(inp["dtype"], np.integer):
-            scale, zp = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zp), info.min, info.max)
-        interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
-        interp.invoke()
-        for k, det in enumerate(outs):
-            y = interp.get_tensor(det["index"]).astype(np.float32)
-            if np.issubdtype(det["dtype"], np.integer):
-                scale, zp = det["quantization"]
-                y = (y - zp) * scale
-            results[k].append(y)
-    return outs, [np.concatenate(r) for r in results]
-
-
-def map_outputs(onnx_ref: dict[str, np.ndarray], tfl_outs: list[np.ndarray]) -> dict[str, int]:
-    """{onnx output name: TFLite output position}. By shape (same or transposed [B,N,C] <-> [B,C,N]);
-    when shapes cannot tell (nc == 4) the assignment closest to the ONNX values wins."""
-    names = list(onnx_ref)
-
-    def fits(a: np.ndarray, b: np.ndarray) -> bool:
-        return a.shape == b.shape or a.shape == b.transpose(0, 2, 1).shape
-
-    def err(a: np.ndarray, ref: np.ndarray) -> float:
-        a = a if a.shape == ref.shape else a.transpose(0, 2, 1)
-        return float(np.mean(np.abs(a - ref)))
-
-    best, best_err = None, np.inf
-    for perm in itertools.permutations(range(len(tfl_outs)), len(names)):
-        if all(fits(tfl_outs[p], onnx_ref[n]) for n, p in zip(names, perm)):
-            e = sum(err(tfl_outs[p], onnx_ref[n]) / (np.abs(onnx_ref[n]).mean() + 1e-6) for n, p in zip(names, perm))
-            if e < best_err:
-                best, best_err = perm, e
-    if best is None:
-        raise ExportError(f"TFLite outputs {[o.shape for o in tfl_outs]} do not match ONNX outputs "
-                          f"{ {n: r.shape for n, r in onnx_ref.items()} }")
-    return dict(zip(names, best))
-
-
 def compare_tflite(tflite_path: str | Path, onnx_path: str | Path, images: np.ndarray) -> dict:
-    """Per ONNX output: TFLite position, layout, (de)quantisation and max/mean abs diff vs the ONNX output."""
+    """Per ONNX output: the matching TFLite output (position, name, quantisation) and max/mean abs diff, both run
+    through the runtime layer (LiteRT with the one (de)quantisation and output-matching rule, onnxruntime)."""
     from pipeline.export.onnx_export import run_onnx
+    from pipeline.infer.backends import TFLiteBackend
 
     ref = run_onnx(onnx_path, images)
-    details, outs = run_tflite(tflite_path, images)
-    mapping = map_outputs(ref, outs)
+    backend = TFLiteBackend(tflite_path)
+    got = dict(zip(OUTPUT_NAMES, (np.concatenate(parts) for parts in
+                                  zip(*(backend(images[i:i + 1]) for i in range(len(images)))))))
+    details = backend.interpreter.get_output_details()
     report = {}
-    for name, pos in mapping.items():
-        y = outs[pos]
-        transposed = y.shape != ref[name].shape
-        d = np.abs((y.transpose(0, 2, 1) if transposed else y) - ref[name])
-        report[name] = {**_quant(details[pos]), "position": pos, "transposed": transposed,
+    for name, pos in zip(OUTPUT_NAMES, backend.order):
+        d = np.abs(got[name] - ref[name])
+        report[name] = {**_quant(details[pos]), "position": int(pos),
+                        "transposed": tuple(details[pos]["shape"][1:]) != ref[name].shape[1:],
                         "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean())}
     return report
 
 
 def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images: np.ndarray,
                        workdir: str | Path | None = None, out_path: str | Path | None = None,
-                       quant_type: str = "per-channel", keep_float32: bool = True, n_check: int = 4,
-                       onnx2tf_options: dict | None = None) -> dict:
+                       keep_float32: bool = True) -> dict:
     """Convert the FP32 (simplified) ONNX to a full-INT8 TFLite at `out_path` (default
     `out_dir/model_int8.tflite`), calibrated on `calib_images` (float32 NCHW [n, 3, S, S] in [0, 1]).
 
-    The INT8 file is verified (int8 input/outputs, output mapping, diff vs ONNX on the first `n_check`
-    calibration images) before it is copied atomically over `out_path`; any failure raises ExportError and
-    leaves existing files in `out_dir` untouched. With `keep_float32`, `model_float32.tflite` is kept beside
-    it for debugging. `quant_type`: "per-channel" (default) or "per-tensor" weight scales; per-tensor drops
-    the per-channel (scale float32, zero point int64) tables, ~12 bytes per output channel (~170 KB for
-    leafyolo_u), at some accuracy risk for depthwise convs. `onnx2tf_options` override/extend
-    ONNX2TF_OPTIONS. `workdir`: keep onnx2tf's work files (saved_model, all .tflite variants, log) there;
-    default a temporary folder that is removed. Do not feed a QDQ (NNCF) ONNX: onnx2tf 1.x cannot read it.
+    The INT8 file is verified (int8 input/outputs, output mapping, diff vs ONNX on the first `N_CHECK`
+    calibration images, within `PARITY["tflite_int8"]`) before it is copied atomically over `out_path`; any
+    failure raises ExportError and leaves existing files in `out_dir` untouched. With `keep_float32`,
+    `model_float32.tflite` is kept beside it for debugging. `workdir`: keep onnx2tf's work files (saved_model,
+    all .tflite variants, log) there; default a temporary folder that is removed. Do not feed a QDQ (NNCF) ONNX:
+    onnx2tf 1.x cannot read it.
 
     Returns {path, size_bytes, input: {name, shape, dtype, scale, zero_point, layout: "NHWC"},
     outputs: {boxes|scores: {position, name, shape, dtype, scale, zero_point, transposed, max_abs_diff,
@@ -232,23 +181,24 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
     fp32_onnx, out_dir = Path(fp32_onnx), Path(out_dir)
     out_path = Path(out_path) if out_path else out_dir / "model_int8.tflite"
     model = load_onnx(fp32_onnx)
-    if quant_type not in ("per-channel", "per-tensor"):
-        raise ValueError(f"quant_type must be 'per-channel' or 'per-tensor', got {quant_type!r}")
-    options = {**ONNX2TF_OPTIONS, "quant_type": quant_type, **(onnx2tf_options or {})}
+    options = {**ONNX2TF_OPTIONS, "quant_type": "per-channel"}
     require_fp32(model, fp32_onnx)
     calib = check_images(calib_images, "calib_images")
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     if len(dims) == 4 and dims[-1] and dims[-1] != calib.shape[-1]:
         raise ValueError(f"calib_images are {calib.shape[-1]}px but {fp32_onnx} expects {dims[-1]}px")
 
+    from pipeline.infer.backends import TFLiteBackend
+
     with onnx2tf_run(fp32_onnx, model, calib, "calibration_nhwc_float32.npy", workdir, options) as (work, tf_dir):
         int8_file, f32_file = tf_dir / "model_full_integer_quant.tflite", tf_dir / "model_float32.tflite"
         if not int8_file.is_file():
             raise ExportError(f"onnx2tf produced no full-INT8 TFLite for {fp32_onnx}:\n"
                               f"{_log_excerpt(work / 'onnx2tf.log')}")
-        check = calib[:max(1, n_check)]
+        check = calib[:N_CHECK]
         outputs = compare_tflite(int8_file, fp32_onnx, check)
-        info = _tflite_input(int8_file)
+        check_parity("tflite_int8", {n: o["mean_abs_diff"] for n, o in outputs.items()}, calib.shape[-1], out_path)
+        info = _quant(TFLiteBackend(int8_file).input)
         bad = [n for n, o in outputs.items() if o["dtype"] != "int8"] + ([INPUT_NAME] if info["dtype"] != "int8" else [])
         if bad:
             raise ExportError(f"{int8_file}: tensors {bad} are not int8 (onnx2tf options {options})")
@@ -265,10 +215,3 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
         atomic_copy(int8_file, out_path)
     result.update(path=str(out_path), size_bytes=out_path.stat().st_size, seconds=time.perf_counter() - t0)
     return result
-
-
-def _tflite_input(path: Path) -> dict:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    return _quant(interp.get_input_details()[0])

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.atomic import atomic_copy
-from pipeline.export.common import ExportError, check_images, load_onnx
+from pipeline.export.common import ExportError, check_images, check_parity, load_onnx
 from pipeline.export.onnx_export import parity_input
 from pipeline.export.tflite_export import _log_excerpt, compare_tflite, onnx2tf_run, require_fp32
+from pipeline.io.atomic import atomic_copy
 
 FLOAT_OPTIONS = {"non_verbose": True}  # onnx2tf's default outputs: float32 and float16 TFLite
 
@@ -44,6 +44,8 @@ def export_tflite_float(fp32_onnx: str | Path, out_path: str | Path, half: bool 
             raise ExportError(f"onnx2tf produced no {produced.name} for {fp32_onnx}:\n"
                               f"{_log_excerpt(work / 'onnx2tf.log')}")
         outputs = compare_tflite(produced, fp32_onnx, images)
+        check_parity("tflite_float16" if half else "tflite_float32", {n: o["max_abs_diff"] for n, o in outputs.items()},
+                     size, out_path)
         atomic_copy(produced, out_path)
     return {"path": str(out_path), "size_bytes": out_path.stat().st_size, "outputs": outputs,
             "seconds": time.perf_counter() - t0}

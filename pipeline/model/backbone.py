@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.model.blocks import CSPGhost, ConvBNAct, DWSeparable, InvertedResidualSE, MicroAttention, SPPFLite
+from pipeline.model.blocks import ConvBNAct, CSPGhost, DWSeparable, InvertedResidualSE, MicroAttention, SPPFLite
 
 
 class Backbone(nn.Module):

@@ -1,7 +1,7 @@
 """Anchor-free detection head whose weights are shared across the three scales.
 
 Box and class outputs are separate tensors of different shapes (a shared INT8 scale for pixel distances
-and probabilities would destroy the scores). Decoding and NMS stay outside (`pipeline/postprocess.py`).
+and probabilities would destroy the scores). Decoding and NMS stay outside (`pipeline/infer/postprocess.py`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from pipeline.model.blocks import DWSeparable
-
-STRIDES = (8, 16, 32)
+from pipeline.model.variants import STRIDES
 
 
 class Scale(nn.Module):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.config.seeding import seeded
 from pipeline.model.backbone import Backbone
-from pipeline.model.head import STRIDES, SharedHead
+from pipeline.model.head import SharedHead
 from pipeline.model.neck import GhostPAN
-from pipeline.model.variants import get_variant
-from pipeline.seeding import seeded
+from pipeline.model.variants import STRIDES, get_variant
 
 
 class LeafYOLO(nn.Module):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+STRIDES: tuple[int, ...] = (8, 16, 32)  # output strides of the three pyramid levels, every variant
+
 
 @dataclass(frozen=True)
 class VariantSpec:

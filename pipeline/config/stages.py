@@ -1,0 +1,156 @@
+"""Typed params.yaml sections, one dataclass per DVC stage. Range checks name the bare key; the loader
+(`pipeline.config.params.load_section`) prefixes the section, so errors read `prune.sparsity must be ...`.
+
+No field has a default: params.yaml is the one source of every stage setting, and the loader stops a stage whose
+key is missing (`gate.min_map50 is missing from params.yaml`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config.train import TrainParams
+from pipeline.model.variants import VARIANTS
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str  # 'synthetic', a YOLO data.yaml, or a COCO json
+    coco_images: str  # images folder when source is a COCO json
+    n_train: int
+    n_val: int
+    imgsz: int  # size of the generated images
+    min_object_px: float  # object diameters of the generated images, log-uniform in this range
+    max_object_px: float
+    max_clutter: int  # distractors (lines, arcs, blobs, scribbles) per generated image, at most
+    seed: int
+    on_error: str  # or 'skip': bad files are skipped and counted
+    dep: str  # the folder DVC hashes as the dataset's input (yours: its root; generated: the generator's code)
+
+    def __post_init__(self) -> None:
+        if self.n_train <= 0 or self.n_val <= 0:
+            raise ValueError(f"n_train and n_val must be > 0, got {self.n_train}, {self.n_val}")
+        if self.imgsz < 32:
+            raise ValueError(f"imgsz must be >= 32, got {self.imgsz}")
+        if not 2 <= self.min_object_px <= self.max_object_px <= self.imgsz / 2:
+            raise ValueError(f"min_object_px and max_object_px must satisfy 2 <= min <= max <= imgsz/2, "
+                             f"got {self.min_object_px}, {self.max_object_px}")
+        if not 0 <= self.max_clutter <= 50:
+            raise ValueError(f"max_clutter must be in [0, 50], got {self.max_clutter}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        if not (self.source == "synthetic" or self.source.endswith((".yaml", ".yml", ".json"))):
+            raise ValueError(f"source must be 'synthetic', a data.yaml or a COCO .json, got {self.source!r}")
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    variant: str
+    weights: str  # a user checkpoint: skip training and take it
+    dep: str  # the file or folder DVC hashes as the teacher's input (yours: the checkpoint or its folder)
+    act: str
+    train: TrainParams
+
+    def __post_init__(self) -> None:
+        _check_variant(self.variant)
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    variant: str
+    act: str
+    alpha: float
+    temperature: float
+    cls_weight: float
+    feat_weight: float
+    train: TrainParams
+
+    def __post_init__(self) -> None:
+        _check_variant(self.variant)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class PruneParams:
+    sparsity: float  # fraction of the student's parameters removed
+    importance: str
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sparsity <= 0.95:
+            raise ValueError(f"sparsity must be in [0, 0.95], got {self.sparsity}")
+        if self.importance not in ("l1", "l2"):
+            raise ValueError(f"importance must be 'l1' or 'l2', got {self.importance!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    alpha: float  # > 0 keeps distilling from the teacher while fine-tuning
+    temperature: float
+    train: TrainParams
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class CalibrateParams:
+    subset_size: int
+    seed: int
+    preset: str
+
+    def __post_init__(self) -> None:
+        if self.subset_size <= 0:
+            raise ValueError(f"subset_size must be > 0, got {self.subset_size}")
+        if self.preset not in ("mixed", "performance"):
+            raise ValueError(f"preset must be 'mixed' or 'performance', got {self.preset!r}")
+
+
+@dataclass(frozen=True)
+class OnnxParams:
+    opset: int
+    simplify: bool
+
+    def __post_init__(self) -> None:
+        if not 11 <= self.opset <= 21:
+            raise ValueError(f"opset must be in [11, 21], got {self.opset}")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    conf_thres: float
+    iou_thres: float
+    latency_runs: int
+    latency_warmup: int
+    bootstrap_resamples: int  # resamples of the val images behind each 95 % interval (0: no intervals)
+    bootstrap_seed: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
+            raise ValueError(f"conf_thres must be in [0, 1) and iou_thres in (0, 1], "
+                             f"got {self.conf_thres}, {self.iou_thres}")
+        if self.latency_runs <= 0 or self.latency_warmup < 0:
+            raise ValueError("latency_runs must be > 0 and latency_warmup >= 0")
+        if self.bootstrap_resamples != 0 and not 100 <= self.bootstrap_resamples <= 100_000:
+            raise ValueError(f"bootstrap_resamples must be 0 (no intervals) or in [100, 100000], "
+                             f"got {self.bootstrap_resamples}")
+
+
+@dataclass(frozen=True)
+class GateParams:
+    max_bytes: int
+    min_map50: float
+    max_int8_drop: float
+    min_int8_retention: float  # INT8 mAP50 must keep at least this fraction of the FP32 fine-tuned mAP50
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {self.max_bytes}")
+        for key in ("min_map50", "max_int8_drop", "min_int8_retention"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"{key} must be in [0, 1], got {getattr(self, key)}")

@@ -1,0 +1,85 @@
+"""Checkpoints that carry what is needed to rebuild the model: variant, nc, names, act, imgsz, pruning history.
+
+Reading and writing only (tensors and plain data, loaded with `weights_only=True`); rebuilding the model from a
+checkpoint is `pipeline.io.model_loader`, so checks that only read a checkpoint need neither the model nor torch-pruning.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from pipeline.io.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from pipeline.model.leafyolo import LeafYOLO
+
+REQUIRED_KEYS = ("variant", "nc", "names", "act", "imgsz", "model")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """Write to a temp file beside `path`, then rename, so an interrupted save never leaves a half file."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def model_meta(model: LeafYOLO, names: list[str], imgsz: int, pruning_history: list | None = None) -> dict[str, Any]:
+    return {
+        "variant": model.variant,
+        "nc": model.nc,
+        "names": list(names),
+        "act": model.act,
+        "imgsz": int(imgsz),
+        "pruning_history": pruning_history or [],
+    }
+
+
+def save_checkpoint(path: str | Path, model: LeafYOLO, names: list[str], imgsz: int,
+                    pruning_history: list | None = None, **extra: Any) -> None:
+    """Save weights (float32 state dict) with the metadata needed by `load_model`; `extra` holds trainer state."""
+    state = {k: v.detach().float().cpu() if v.is_floating_point() else v.cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({**model_meta(model, names, imgsz, pruning_history), "model": state, **extra}, path)
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint whose pickle holds more than tensors and plain data: refused, since loading it could run code."""
+
+
+def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` with `weights_only=True`: tensors, numbers, strings, lists, tuples and dicts only.
+
+    A file whose pickle names any other object (a function such as `os.system`, a class) is refused before
+    anything in it runs, with `UnsafeCheckpointError`; a file that is not a torch pickle at all raises ValueError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        named = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), "")
+        if named:  # the pickle names a function or class: exactly what weights_only refuses to call
+            raise UnsafeCheckpointError(
+                f"checkpoint {path} holds objects other than tensors and plain data ({named}); refused without "
+                f"running it: expected a LEAF-YOLO checkpoint (tensors, numbers, strings, lists, dicts)") from None
+        raise ValueError(f"checkpoint {path} is corrupt or not a LEAF-YOLO checkpoint (not a torch file of "
+                         f"tensors and plain data)") from None
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ValueError(f"checkpoint {path} is corrupt or not a LEAF-YOLO checkpoint: {exc}") from exc
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load (safely) and validate a checkpoint dict; errors name the file and what is wrong."""
+    path = Path(path)
+    ckpt = safe_load(path)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path} is not a LEAF-YOLO checkpoint (expected a dict, got {type(ckpt).__name__})")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path} is missing keys {missing}; expected {list(REQUIRED_KEYS)}")
+    return ckpt

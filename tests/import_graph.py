@@ -1,0 +1,191 @@
+"""The project's import graph, read from the source (AST, imports inside functions included): used by the tests
+that keep dvc.yaml's code deps equal to what each stage imports, and the graph free of cycles.
+
+    python -m tests.import_graph           # prints, per dvc.yaml stage, the code deps its imports call for
+    python -m tests.import_graph --write   # rewrites those deps in dvc.yaml (artifact and param deps kept)
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "stages", "leafyolo", "bench")
+
+
+def module_file(module: str) -> Path | None:
+    """The repo file of a dotted module name (a package's __init__.py), or None when it is not ours."""
+    base = REPO / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under `if TYPE_CHECKING:` (imports for annotations only never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+
+
+@cache
+def imports_of(path: Path) -> frozenset[str]:
+    """Every repo module `path` imports, at the top or inside functions."""
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] not in PACKAGES:
+                continue
+            while name and module_file(name) is None:  # `from pkg.mod import func`: the module is pkg.mod
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return frozenset(found)
+
+
+def with_packages(modules: set[str] | frozenset[str]) -> set[str]:
+    """`modules` plus their packages: importing pkg.mod runs pkg/__init__.py first."""
+    parents = {".".join(n.split(".")[:k]) for n in modules for k in range(1, n.count(".") + 1)}
+    return set(modules) | {p for p in parents if module_file(p) is not None}
+
+
+def closure(module: str) -> set[Path]:
+    """Files of every repo module `module` needs, itself included."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        path = module_file(todo.pop())
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        todo.extend(with_packages(imports_of(path)))
+    return seen
+
+
+def all_modules() -> list[str]:
+    return sorted(module_name(p) for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py"))
+
+
+def find_cycle() -> list[str] | None:
+    """One import cycle among the repo's modules, or None. Edges are the imports written in each module (a
+    package's __init__ running before its modules is Python's order of execution, not an edge)."""
+    graph = {m: sorted(imports_of(module_file(m))) for m in all_modules()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in graph.get(m, []):
+            if n == m:
+                continue
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state and (cycle := visit(n)):
+                return cycle
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in graph:
+        if m not in state and (cycle := visit(m)):
+            return cycle
+    return None
+
+
+def covering_deps(files: set[Path]) -> list[str]:
+    """The fewest repo paths covering `files`: a folder when every .py file of it (and below) is needed,
+    else the files themselves."""
+    def all_py(folder: Path) -> set[Path]:
+        return {p for p in folder.rglob("*.py") if "__pycache__" not in p.parts and p.name != "__init__.py"}
+
+    files = {f for f in files if f.name != "__init__.py"}  # package markers: docstrings, no code
+    chosen: list[Path] = []
+    for f in sorted(files):
+        if any(c in f.parents for c in chosen):
+            continue
+        top = None
+        for folder in reversed(list(f.relative_to(REPO).parents)[:-1]):  # widest folder first
+            folder = REPO / folder
+            if all_py(folder) <= files:
+                top = folder
+                break
+        chosen.append(top or f)
+    return sorted({str(c.relative_to(REPO)) for c in chosen})
+
+
+def stage_modules() -> dict[str, str]:
+    """dvc.yaml stage -> the module its cmd runs (`python -m stages.x`)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    out = {}
+    for name, stage in stages.items():
+        argv = shlex.split(stage["cmd"])
+        out[name] = argv[argv.index("-m") + 1]
+    return out
+
+
+def expected_code_deps(stage: str) -> list[str]:
+    return covering_deps(closure(stage_modules()[stage]))
+
+
+def declared_code_deps(stage: str) -> list[str]:
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    return sorted(d for d in deps if d.split("/")[0] in PACKAGES)
+
+
+def rewrite_dvc_yaml() -> None:
+    """Replace each stage's code deps in dvc.yaml (text edit: comments and layout stay) by the computed ones."""
+    lines = (REPO / "dvc.yaml").read_text().splitlines()
+    out, stage, in_deps = [], None, False
+    for line in lines:
+        stripped = line.strip()
+        if line.startswith("  ") and not line.startswith("    ") and stripped.endswith(":"):
+            stage = stripped[:-1]
+        if stripped == "deps:":
+            in_deps = True
+            out.append(line)
+            indent = line[: len(line) - len(line.lstrip())] + "  "
+            out.extend(f"{indent}- {dep}" for dep in expected_code_deps(stage))
+            continue
+        if in_deps and stripped.startswith("- "):
+            if stripped[2:].split("/")[0] in PACKAGES:
+                continue  # an old code dep: replaced above
+        elif in_deps:
+            in_deps = False
+        out.append(line)
+    (REPO / "dvc.yaml").write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--write" in sys.argv:
+        rewrite_dvc_yaml()
+    for name in stage_modules():
+        print(f"{name}:")
+        for dep in expected_code_deps(name):
+            print(f"      - {dep}")

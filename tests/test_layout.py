@@ -1,0 +1,38 @@
+"""The shape of the code: dvc.yaml's code deps are exactly what each stage imports, no import cycles, light
+package __init__ files, and pipeline/ grouped by concern (no loose modules)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.import_graph import REPO, declared_code_deps, expected_code_deps, find_cycle, stage_modules
+
+
+@pytest.mark.parametrize("stage", sorted(stage_modules()))
+def test_dvc_yaml_code_deps_are_the_stage_import_closure(stage):
+    expected = expected_code_deps(stage)
+    assert declared_code_deps(stage) == expected, (
+        f"dvc.yaml stage {stage!r}: code deps differ from what stages/{stage}.py imports; run "
+        f"`python -m tests.import_graph --write` (expected {expected})")
+
+
+def test_no_import_cycles():
+    cycle = find_cycle()
+    assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
+
+
+def test_pipeline_is_grouped_by_concern():
+    loose = sorted(p.name for p in (REPO / "pipeline").glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"modules directly under pipeline/: {loose}; put each in the subpackage of its concern"
+
+
+@pytest.mark.parametrize("module, heavy", [("stages.gate", ("torch", "onnx", "tensorflow")),
+                                           ("pipeline.data.data_yaml", ("torch",)),
+                                           ("pipeline.evaluate.results", ("torch", "numpy"))])
+def test_small_modules_import_only_what_they_use(module, heavy):
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"importing {module} pulled in {out.stdout.strip()}"
