@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.results import artifact_rows, interval, read_metrics
+from pipeline.evaluate.results import artifact_rows, interval, read_metrics
 
 
 def markdown(root: Path) -> str:

@@ -90,6 +90,42 @@ def all_modules() -> list[str]:
     return sorted(module_name(p) for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py"))
 
 
+def top_level_names(path: Path) -> set[str]:
+    """Names a module defines at its top level (defs, classes, assignments, imports)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def unresolved_imports() -> list[str]:
+    """`file: name` for every import of ours that names no module of the repo and nothing its module defines
+    (an import that only works through an installed copy of another checkout)."""
+    bad = []
+    for module in all_modules():
+        path = module_file(module)
+        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                bad += [f"{path.relative_to(REPO)}: {a.name}" for a in node.names
+                        if a.name.split(".")[0] in PACKAGES and module_file(a.name) is None]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                    and node.module.split(".")[0] in PACKAGES:
+                source = module_file(node.module)
+                if source is None:
+                    bad.append(f"{path.relative_to(REPO)}: {node.module}")
+                    continue
+                defined = top_level_names(source)
+                bad += [f"{path.relative_to(REPO)}: {node.module}.{a.name}" for a in node.names
+                        if a.name not in defined and module_file(f"{node.module}.{a.name}") is None]
+    return bad
+
+
 def find_cycle() -> list[str] | None:
     """One import cycle among the repo's modules, or None. Edges are the imports written in each module (a
     package's __init__ running before its modules is Python's order of execution, not an edge)."""

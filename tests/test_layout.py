@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.import_graph import REPO, declared_code_deps, expected_code_deps, find_cycle, stage_modules
+from tests.import_graph import REPO, declared_code_deps, expected_code_deps, find_cycle, stage_modules, unresolved_imports
 
 
 @pytest.mark.parametrize("stage", sorted(stage_modules()))
@@ -17,6 +17,11 @@ def test_dvc_yaml_code_deps_are_the_stage_import_closure(stage):
     assert declared_code_deps(stage) == expected, (
         f"dvc.yaml stage {stage!r}: code deps differ from what stages/{stage}.py imports; run "
         f"`python -m tests.import_graph --write` (expected {expected})")
+
+
+def test_every_import_resolves_inside_this_checkout():
+    """No import works only through an installed (editable) copy of another checkout of the project."""
+    assert unresolved_imports() == []
 
 
 def test_no_import_cycles():

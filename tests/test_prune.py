@@ -80,7 +80,7 @@ def test_invalid_sparsity_names_key(bad):
 def test_invalid_importance_and_imgsz():
     with pytest.raises(ValueError, match=r"prune\.importance"):
         prune(fresh_model(), 0.3, IMGSZ, importance="l3", verbose=False)
-    with pytest.raises(ValueError, match=r"prune\.imgsz"):
+    with pytest.raises(ValueError, match=r"imgsz must be a positive multiple of 32"):
         prune(fresh_model(), 0.3, 50, verbose=False)
 
 
@@ -169,3 +169,33 @@ def test_replay_rejects_foreign_history():
         replay_pruning(fresh_model(), [["neck.no_such_layer", True, [0]]], IMGSZ)
     with pytest.raises(ValueError, match="pruning_history"):
         replay_pruning(fresh_model(), "not a history", IMGSZ)
+
+
+def test_prune_to_bytes_lands_in_the_top_three_percent_under_the_target():
+    from pipeline.compress.bytes_model import BytesFit, predicted_tflite_bytes
+    from pipeline.compress.prune import prune_to_bytes
+
+    fit = BytesFit(overhead=50_000.0, per_channel=28.0, max_rel_error=0.0)
+    model = fresh_model()
+    target = int(0.7 * predicted_tflite_bytes(model, fit))
+    result, predicted = prune_to_bytes(model, target, IMGSZ, fit, verbose=False)
+    assert 0.97 * target <= predicted <= target
+    assert predicted == predicted_tflite_bytes(model, fit) and result.params_after < result.params_before
+
+
+@pytest.mark.parametrize("factor, message", [(1.2, "needs no pruning"), (0.01, "out of reach")])
+def test_prune_to_bytes_refuses_targets_it_cannot_meet(factor, message):
+    from pipeline.compress.bytes_model import BytesFit, predicted_tflite_bytes
+    from pipeline.compress.prune import prune_to_bytes
+
+    fit = BytesFit(overhead=50_000.0, per_channel=28.0, max_rel_error=0.0)
+    model = fresh_model()
+    with pytest.raises(ValueError, match=message):
+        prune_to_bytes(model, int(factor * predicted_tflite_bytes(model, fit)), IMGSZ, fit, verbose=False)
+
+
+def test_a_variant_without_a_bytes_model_is_refused_naming_the_bench():
+    from pipeline.compress.bytes_model import fit_for
+
+    with pytest.raises(ValueError, match="bench.tflite_bytes --variant leafyolo_s"):
+        fit_for("leafyolo_s")

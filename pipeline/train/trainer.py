@@ -16,12 +16,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pipeline import distributed as dist
 from pipeline.config.seeding import epoch_permutation, seed_everything, seeded
 from pipeline.config.train import TrainParams
 from pipeline.data.dataset import collate
 from pipeline.io.checkpoint import atomic_torch_save, model_meta, safe_load, save_checkpoint
 from pipeline.model.leafyolo import LeafYOLO
+from pipeline.train import distributed as dist
 from pipeline.train.assigner import TaskAlignedAssigner
 from pipeline.train.distill import DistillationLoss, DistillWeights, FeatureAdapters
 from pipeline.train.ema import ModelEMA
@@ -140,7 +140,7 @@ class Trainer:
         loader, sampler = self._loader()
         net = dist.wrap(self.model, self.device)
         optimizer = build_optimizer(self.model, self.adapters, p)
-        ema = ModelEMA(self.model, p.ema_decay)
+        ema = ModelEMA(self.model, p.ema_decay, p.ema_tau)
         scaler = torch.amp.GradScaler("cuda", enabled=p.amp and self.device.type == "cuda")
         fp = fingerprint(p, self.model, {"n_train": len(self.train_set), "distill": str(self.distill_weights),
                                          "world": self.world})
