@@ -45,6 +45,7 @@ class TrainOptions:
     weight_decay: float = opt(TrainParams.weight_decay, "weight decay of the conv weights")
     warmup_epochs: float = opt(TrainParams.warmup_epochs, "linear learning-rate warm-up, in epochs")
     ema_decay: float = opt(TrainParams.ema_decay, "decay of the weight moving average that is saved")
+    ema_tau: float = opt(TrainParams.ema_tau, "optimizer steps over which the moving average's decay ramps up")
     box_weight: float = opt(TrainParams.box_weight, "weight of the box (CIoU) loss")
     cls_weight: float = opt(TrainParams.cls_weight, "weight of the classification (BCE) loss")
     seed: int = opt(TrainParams.seed, "random seed")

@@ -63,8 +63,14 @@ def file_info(path: Any, b: Any, imgsz: int, names: list[str], verbose: bool = T
                     "dtype": np.dtype(d["dtype"]).name} for d in it.get_output_details()]
     info = {"path": str(path), "size_bytes": path.stat().st_size, "imgsz": imgsz, "names": names,
             "inputs": inputs, "outputs": outputs}
+    if str(path).endswith(".tflite"):
+        from pipeline.export.tflite_size import format_breakdown, size_breakdown
+
+        info["size_breakdown"] = size_breakdown(path)
     if verbose:
         print(f"{path}: {info['size_bytes']:,} bytes, {imgsz}px, classes {names or '(unknown)'}")
+        if "size_breakdown" in info:
+            print(f"  bytes: {format_breakdown(info['size_breakdown'])}")
         for kind, items in (("input", inputs), ("output", outputs)):
             for t in items:
                 print(f"  {kind} {t['name']}: {t['shape']} {t['dtype']}")

@@ -27,7 +27,7 @@ from pipeline.train.trainer import TrainResult, pick_device
 def train_params(o: TrainOptions, imgsz: int) -> TrainParams:
     return TrainParams(epochs=o.epochs, batch_size=o.batch_size, imgsz=imgsz, optimizer=o.optimizer, lr0=o.lr0,
                        lrf=o.lrf, momentum=o.momentum, weight_decay=o.weight_decay, warmup_epochs=o.warmup_epochs,
-                       ema_decay=o.ema_decay, box_weight=o.box_weight, cls_weight=o.cls_weight, seed=o.seed,
+                       ema_decay=o.ema_decay, ema_tau=o.ema_tau, box_weight=o.box_weight, cls_weight=o.cls_weight, seed=o.seed,
                        workers=o.workers, val_every=o.val_every, amp=o.amp, freeze_backbone=o.freeze_backbone,
                        augment=augment_for_strength(o.augment_strength))
 

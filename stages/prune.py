@@ -6,7 +6,8 @@ The checkpoint stores the pruning history, so later stages rebuild the pruned ar
 
 from __future__ import annotations
 
-from pipeline.compress.prune import prune
+from pipeline.compress.bytes_model import fit_for
+from pipeline.compress.prune import prune, prune_to_bytes
 from pipeline.config.params import load_section
 from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import PruneParams
@@ -23,13 +24,21 @@ def main() -> None:
     step = Steps("prune", 3)
     step(f"loading {args.model}")
     model, ckpt = load_model(args.model)
-    step(f"pruning {p.sparsity:.0%} of the parameters ({p.importance} importance)")
-    result = prune(model, p.sparsity, ckpt["imgsz"], importance=p.importance)
+    extra = {}
+    if p.target_bytes:
+        fit = fit_for(model.variant)  # fails now, before any search, for a variant without a bytes model
+        step(f"pruning to a {p.target_bytes:,}-byte INT8 file ({p.importance} importance)")
+        result, predicted = prune_to_bytes(model, p.target_bytes, ckpt["imgsz"], fit, importance=p.importance)
+        extra = {"target_bytes": p.target_bytes, "predicted_tflite_bytes": round(predicted)}
+    else:
+        step(f"pruning {p.sparsity:.0%} of the parameters ({p.importance} importance)")
+        result = prune(model, p.sparsity, ckpt["imgsz"], importance=p.importance)
     history = list(ckpt.get("pruning_history") or []) + list(result.pruning_history)
     save_checkpoint(args.out, result.model, ckpt["names"], ckpt["imgsz"], history)
     metrics = {"params_before": result.params_before, "params_after": result.params_after,
                "flops_before": result.flops_before, "flops_after": result.flops_after,
-               "target_sparsity": p.sparsity, "achieved_sparsity": result.achieved_sparsity}
+               "target_sparsity": p.sparsity if not p.target_bytes else None,
+               "achieved_sparsity": result.achieved_sparsity, **extra}
     step(f"params {result.params_before:,} -> {result.params_after:,} "
          f"({result.achieved_sparsity:.3f} removed), FLOPs {result.flops_before:,} -> {result.flops_after:,}")
     step.write_metrics(args.metrics, metrics)

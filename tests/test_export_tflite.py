@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -129,3 +130,50 @@ def test_truncated_onnx_raises_naming_file(converted, tmp_path):
     with pytest.raises(ExportError, match="cut.onnx"):
         export_tflite_int8(tmp_path / "cut.onnx", tmp_path / "out", calib[:2])
     assert not (tmp_path / "out").exists()
+
+
+def test_size_breakdown_accounts_for_every_byte(converted):
+    from pipeline.export.tflite_size import size_breakdown
+
+    info, _, _ = converted
+    size = size_breakdown(info["path"])
+    assert sum(size["parts"].values()) == size["total"] == Path(info["path"]).stat().st_size
+    assert size["parts"]["weights"] > size["parts"]["biases"] > 0 and size["parts"]["quantization"] > 0
+    assert size["parts"]["names"] > 0 and size["parts"]["structure"] > 0
+    assert sum(size["percent"].values()) == pytest.approx(100.0)
+    # every conv weight and bias value is counted: leafyolo_u's parameters minus the folded batch norms
+    assert 0.9 < size["params"] / sum(p.numel() for p in make_model().parameters()) <= 1.0
+
+
+def test_stripping_keeps_litert_outputs_bit_identical(converted, tmp_path):
+    from pipeline.export.tflite_size import size_breakdown, strip_tflite
+
+    info, _, calib = converted
+    out = tmp_path / "stripped.tflite"
+    result = strip_tflite(info["path"], out, calib)
+    assert result["size_after"] == out.stat().st_size < result["size_before"]
+    assert size_breakdown(out)["parts"]["names"] == 0
+    a, b = TFLiteBackend(info["path"]), TFLiteBackend(out)
+    for x in calib:
+        for ya, yb in zip(a(x[None]), b(x[None])):
+            assert np.array_equal(ya, yb)
+
+
+def test_a_strip_that_changes_outputs_is_refused_and_writes_nothing(converted, tmp_path, monkeypatch):
+    import pipeline.export.tflite_size as tflite_size
+
+    info, _, calib = converted
+    real = tflite_size.strip_model
+
+    def damaging(model):
+        removed = real(model)
+        for t in model.subgraphs[0].tensors:
+            if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 1:
+                t.quantization.scale = [t.quantization.scale[0] * 2]  # a wrong activation scale
+        return removed
+
+    monkeypatch.setattr(tflite_size, "strip_model", damaging)
+    out = tmp_path / "damaged.tflite"
+    with pytest.raises(ExportError, match="stripping changed LiteRT's outputs"):
+        tflite_size.strip_tflite(info["path"], out, calib[:4])
+    assert not out.exists() and not Path(f"{out}.check.tflite").exists()

@@ -63,6 +63,9 @@ def test_export_stages(chain):
     assert read(chain / "artifacts/calibrate/metrics.json")["subset_size"] == 8
     tfl = chain / "artifacts/tflite/model_int8.tflite"
     assert 0 < tfl.stat().st_size < 1_000_000
+    tm = read(chain / "artifacts/tflite/metrics.json")  # the size report: every byte accounted for, names stripped
+    assert tm["size_bytes"] == tfl.stat().st_size == sum(tm["size_breakdown"]["parts"].values()) < tm["converted_bytes"]
+    assert tm["size_breakdown"]["parts"]["names"] == 0 and tm["stripped"]["names"] > 0
 
 
 def test_evaluate_stage_covers_every_artifact(chain):

@@ -61,9 +61,11 @@ def count_macs(model: nn.Module, imgsz: int) -> int:
 
 
 def prune(model: nn.Module, sparsity: float, imgsz: int, importance: str = "l2", round_to: int | None = None,
-          tol: float = 0.02, verbose: bool = True) -> PruneResult:
+          tol: float = 0.02, verbose: bool = True, measure: Callable[[nn.Module], float] | None = None) -> PruneResult:
     """Remove `sparsity` of the model's parameters (within `tol`) by channel pruning, in place.
 
+    measure: what `sparsity` is a fraction of (default the parameter count); `prune_to_bytes` passes the
+        predicted size of the INT8 file.
     importance: "l2" or "l1" norm of each channel's weights across its coupled group (torch-pruning's
         MagnitudeImportance).
     round_to: keep every pruned group's channel count a multiple of this (coarser steps, may miss `tol`).
@@ -72,8 +74,10 @@ def prune(model: nn.Module, sparsity: float, imgsz: int, importance: str = "l2",
     The head's output convs (`head.cls_pred`, `head.box_pred`) keep their output channels.
     """
     _validate(sparsity, imgsz, importance, round_to, tol)
+    measure = measure or count_params
     x = _example_inputs(model, imgsz)
     params_before, flops_before = count_params(model), count_macs(model, imgsz)
+    size_before = measure(model)
     if sparsity == 0:
         return PruneResult(model, params_before, params_before, flops_before, flops_before, 0.0, [], 0.0)
 
@@ -81,7 +85,7 @@ def prune(model: nn.Module, sparsity: float, imgsz: int, importance: str = "l2",
         work = copy.deepcopy(model)
         history = _prune_in_place(work, ratio, importance, round_to, x)
         _check_structure(work)
-        return 1.0 - count_params(work) / params_before, history
+        return 1.0 - measure(work) / size_before, history
 
     log = print if verbose else (lambda _msg: None)
     ratio, achieved, history = _search_ratio(trial, float(sparsity), tol, log)
@@ -94,7 +98,7 @@ def prune(model: nn.Module, sparsity: float, imgsz: int, importance: str = "l2",
         shapes_before = [tuple(t.shape) for t in _eval_forward(model, x)]
     _replay_in_place(model, history, x)
     params_after = count_params(model)
-    assert abs(1.0 - params_after / params_before - achieved) < 1e-9, "replayed pruning differs from the searched copy"
+    assert abs(1.0 - measure(model) / size_before - achieved) < 1e-9, "replayed pruning differs from the searched copy"
     with torch.no_grad():
         assert [tuple(t.shape) for t in _eval_forward(model, x)] == shapes_before, "pruning changed the output shapes"
     return PruneResult(model, params_before, params_after, flops_before, count_macs(model, imgsz),
@@ -252,3 +256,26 @@ def _example_inputs(model: nn.Module, imgsz: int) -> torch.Tensor:
     """The batch torch-pruning traces: a fixed random image at imgsz (the trace needs shapes, not content)."""
     generator = torch.Generator().manual_seed(0)
     return torch.rand(1, 3, imgsz, imgsz, generator=generator).to(_device(model))
+
+
+def prune_to_bytes(model: nn.Module, target_bytes: int, imgsz: int, fit, importance: str = "l2",
+                   verbose: bool = True) -> tuple[PruneResult, float]:
+    """Prune so the predicted INT8 TFLite file (`pipeline.compress.bytes_model`) lands in the top 3 % under
+    `target_bytes`, aiming at 98.5 % of it; returns (result, predicted bytes). The tflite stage checks the real file."""
+    from pipeline.compress.bytes_model import predicted_tflite_bytes
+
+    def size(m: nn.Module) -> float:
+        return predicted_tflite_bytes(m, fit)
+
+    before = size(model)
+    if before <= target_bytes:
+        raise ValueError(f"prune.target_bytes={target_bytes:,} needs no pruning: the unpruned model's INT8 file is "
+                         f"predicted at {before:,.0f} bytes; set prune.target_bytes to 0 and prune by prune.sparsity")
+    aim = 0.985 * target_bytes
+    fraction = 1.0 - aim / before
+    if fraction > MAX_SPARSITY:
+        raise ValueError(f"prune.target_bytes={target_bytes:,} is out of reach: the file would have to shrink by "
+                         f"{fraction:.0%} (at most {MAX_SPARSITY:.0%} of its size can be pruned away)")
+    result = prune(model, fraction, imgsz, importance=importance, tol=0.01 * aim / before, verbose=verbose,
+                   measure=size)
+    return result, size(model)

@@ -27,6 +27,7 @@ class DataParams:
     min_object_px: float  # object diameters of the generated images, log-uniform in this range
     max_object_px: float
     max_clutter: int  # distractors (lines, arcs, blobs, scribbles) per generated image, at most
+    max_objects: int  # shapes drawn per generated image, at most (2 at least)
     seed: int
     on_error: str  # or 'skip': bad files are skipped and counted
     dep: str  # the folder DVC hashes as the dataset's input (yours: its root; generated: the generator's code)
@@ -41,6 +42,8 @@ class DataParams:
                              f"got {self.min_object_px}, {self.max_object_px}")
         if not 0 <= self.max_clutter <= 50:
             raise ValueError(f"max_clutter must be in [0, 50], got {self.max_clutter}")
+        if not 2 <= self.max_objects <= 50:
+            raise ValueError(f"max_objects must be in [2, 50], got {self.max_objects}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if not (self.source == "synthetic" or self.source.endswith((".yaml", ".yml", ".json"))):
@@ -79,10 +82,13 @@ class DistillParams:
 class PruneParams:
     sparsity: float  # fraction of the student's parameters removed
     importance: str
+    target_bytes: int  # > 0: prune to this INT8 TFLite size instead (prune.sparsity is then ignored)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sparsity <= 0.95:
             raise ValueError(f"sparsity must be in [0, 0.95], got {self.sparsity}")
+        if self.target_bytes < 0:
+            raise ValueError(f"target_bytes must be 0 (prune by sparsity) or a file size in bytes, got {self.target_bytes}")
         if self.importance not in ("l1", "l2"):
             raise ValueError(f"importance must be 'l1' or 'l2', got {self.importance!r}")
 

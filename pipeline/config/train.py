@@ -21,6 +21,7 @@ class TrainParams:
     weight_decay: float = 0.0005
     warmup_epochs: float = 3.0
     ema_decay: float = 0.9999
+    ema_tau: float = 2000.0  # optimizer steps over which the EMA decay ramps up from 0
     box_weight: float = 7.5
     cls_weight: float = 1.0
     seed: int = 0
@@ -50,3 +51,5 @@ class TrainParams:
                 raise ValueError(f"{key} must be >= 0, got {value}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.ema_tau <= 0:
+            raise ValueError(f"ema_tau must be > 0, got {self.ema_tau}")

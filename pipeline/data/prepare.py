@@ -84,7 +84,8 @@ def prepare_dataset(p: DataParams, out: Path) -> tuple[Path, dict[str, Any]]:
     extra: dict[str, Any] = {"source": p.source}
     if p.source == "synthetic":
         data_yaml = generate_dataset(out, n_train=p.n_train, n_val=p.n_val, imgsz=p.imgsz, seed=p.seed,
-                                     min_size=p.min_object_px, max_size=p.max_object_px, max_clutter=p.max_clutter)
+                                     min_size=p.min_object_px, max_size=p.max_object_px, max_clutter=p.max_clutter,
+                                     max_objects=p.max_objects)
     elif p.source.endswith(".json"):
         if not p.coco_images:
             raise ValueError(f"data.coco_images must name the images folder of COCO json {p.source}")

@@ -36,12 +36,14 @@ Box = tuple[int, float, float, float, float]
 
 
 def render_scene(rng: np.random.Generator, imgsz: int = 256, min_size: float | None = None,
-                 max_size: float | None = None, max_clutter: int = 9) -> tuple[Image.Image, list[Box]]:
+                 max_size: float | None = None, max_clutter: int = 9,
+                 max_objects: int = 12) -> tuple[Image.Image, list[Box]]:
     """One image and its labels (cls, x1, y1, x2, y2) in pixels (visible extent of each kept object).
 
     Object diameters are drawn log-uniform from [min_size, max_size] px of this image (default: the 6-80 px
     range of a 256 px image, scaled to ``imgsz``). ``max_clutter`` bounds the non-class distractors drawn under
-    the objects (2 to ``max_clutter``; 0: none, and none over them either).
+    the objects (2 to ``max_clutter``; 0: none, and none over them either); ``max_objects`` the shapes drawn
+    (2 to ``max_objects``; some end up hidden by later ones and are not labelled).
     """
     canvas = Image.fromarray(background(rng, imgsz).astype(np.uint8))
     draw_clutter(canvas, rng, int(rng.integers(min(2, max_clutter), max_clutter + 1)))
@@ -53,7 +55,7 @@ def render_scene(rng: np.random.Generator, imgsz: int = 256, min_size: float | N
     hi = max_size if max_size is not None else MAX_SIZE / k
     if not 0 < lo <= hi <= imgsz / 2:
         raise ValueError(f"object sizes must satisfy 0 < min_size <= max_size <= imgsz/2, got {lo}, {hi} at {imgsz}")
-    for oid in range(int(rng.integers(2, 13))):
+    for oid in range(int(rng.integers(min(2, max_objects), max_objects + 1))):
         cls = int(rng.integers(len(CLASS_NAMES)))
         r = math.exp(rng.uniform(math.log(lo), math.log(hi))) / 2
         cx, cy = rng.uniform(r + 1, imgsz - r - 1, 2)
@@ -105,7 +107,7 @@ def _label_text(labels: list[Box], imgsz: int) -> str:
 
 def generate_dataset(out_dir: str | Path, n_train: int = 500, n_val: int = 100, imgsz: int = 256,
                      seed: int = 0, min_size: float | None = None, max_size: float | None = None,
-                     max_clutter: int = 9) -> Path:
+                     max_clutter: int = 9, max_objects: int = 12) -> Path:
     """Write the synthetic dataset (PNG, YOLO layout, ``data.yaml`` with ``path: .``) and return the yaml path.
 
     The folder appears atomically (built beside ``out_dir`` and renamed); the same arguments give
@@ -121,7 +123,7 @@ def generate_dataset(out_dir: str | Path, n_train: int = 500, n_val: int = 100, 
             (tmp / "labels" / split).mkdir(parents=True)
             for i in range(n):
                 img, labels = render_scene(np.random.default_rng([seed, split_id, i]), imgsz, min_size, max_size,
-                                           max_clutter)
+                                           max_clutter, max_objects)
                 buf = io.BytesIO()
                 img.save(buf, format="PNG", compress_level=1)
                 (tmp / "images" / split / f"{i:05d}.png").write_bytes(buf.getvalue())

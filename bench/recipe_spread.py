@@ -1,0 +1,213 @@
+"""Seed spread of training recipes, for choosing the defaults: the training chain (teacher -> distill -> prune ->
+finetune) of each recipe run once per seed, in parallel processes, with the fine-tuned student's FP32 val mAP50
+(mean, standard deviation, range) and the wall time and throughput of each training stage.
+
+A recipe is params.yaml plus overrides: `--recipe "ema: train.ema_tau=100 train.ema_decay=0.99"` (a key under
+`train.` applies to the teacher, distill and finetune train sections alike). No export or INT8 evaluation, so it
+runs where TensorFlow and DVC are not installed (a GPU machine, say); `bench.seed_spread` measures the full chain.
+
+    python -m bench.recipe_spread [--recipe "NAME: key=value ..."]... [--seeds 0 1 2] [--jobs 3]
+        [--out bench/results/recipe_spread.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.stamp import stamp, write_report
+
+TRAIN_SECTIONS = ("teacher", "distill", "finetune")
+STAGES = ("teacher", "distill", "finetune")
+
+
+def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
+    """'name: a.b=1 c=x' -> ('name', {'a.b': 1, 'c': 'x'}); values are read as YAML scalars."""
+    name, sep, rest = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"--recipe {text!r}: expected 'NAME: key=value ...'")
+    overrides = {}
+    for item in rest.split():
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--recipe {text!r}: {item!r} is not key=value")
+        overrides[key] = yaml.safe_load(value)
+    return name.strip(), overrides
+
+
+def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(params)
+    for key, value in overrides.items():
+        keys = [f"{s}.{key}" for s in TRAIN_SECTIONS] if key.startswith("train.") else [key]
+        for full in keys:
+            node = out
+            *parents, leaf = full.split(".")
+            for part in parents:
+                if part not in node:
+                    raise KeyError(f"{full} is not a params.yaml key")
+                node = node[part]
+            if leaf not in node:
+                raise KeyError(f"{full} is not a params.yaml key")
+            node[leaf] = value
+    return out
+
+
+def with_seed(params: dict[str, Any], seed: int) -> dict[str, Any]:
+    out = copy.deepcopy(params)
+    for section in TRAIN_SECTIONS:
+        out[section]["train"]["seed"] = seed
+    return out
+
+
+def run_chain(params_path: Path, data_yaml: Path, work: Path) -> dict[str, Any]:
+    """The training stages' work, in this process: {stage: {map50, seconds, images_per_second}}."""
+    from pipeline.compress.prune import prune
+    from pipeline.config.params import load_section
+    from pipeline.config.seeding import seed_everything
+    from pipeline.config.stages import DistillParams, FinetuneParams, PruneParams, TeacherParams
+    from pipeline.data.data_yaml import load_data_yaml
+    from pipeline.io.model_loader import load_model
+    from pipeline.model.leafyolo import LeafYOLO
+    from pipeline.train.distill import DistillWeights
+    from pipeline.train.run import train_model
+
+    tp = load_section(params_path, "teacher", TeacherParams)
+    dp = load_section(params_path, "distill", DistillParams)
+    pp = load_section(params_path, "prune", PruneParams)
+    fp = load_section(params_path, "finetune", FinetuneParams)
+    nc = load_data_yaml(data_yaml).nc
+    out: dict[str, Any] = {}
+
+    def record(stage: str, t0: float, result) -> None:
+        out[stage] = {"map50": result.metrics["val/map50"], "seconds": round(time.perf_counter() - t0, 1),
+                      "images_per_second": result.images_per_second, "device": result.device}
+
+    t0 = time.perf_counter()
+    seed_everything(tp.train.seed)
+    teacher = LeafYOLO(tp.variant, nc, act=tp.act, seed=tp.train.seed)
+    record("teacher", t0, r := train_model(teacher, data_yaml, tp.train, work / "teacher.pt", work / "t"))
+    teacher = r.model
+    t0 = time.perf_counter()
+    seed_everything(dp.train.seed)
+    student = LeafYOLO(dp.variant, nc, act=dp.act, seed=dp.train.seed)
+    weights = DistillWeights(dp.alpha, dp.temperature, dp.cls_weight, dp.feat_weight)
+    record("distill", t0, r := train_model(student, data_yaml, dp.train, work / "distill.pt", work / "d",
+                                           teacher=teacher if dp.alpha > 0 else None, distill=weights))
+    pruned = prune(load_model(work / "distill.pt")[0], pp.sparsity, dp.train.imgsz, importance=pp.importance,
+                   verbose=False)
+    t0 = time.perf_counter()
+    seed_everything(fp.train.seed)
+    record("finetune", t0, train_model(pruned.model.train(), data_yaml, fp.train, work / "finetune.pt", work / "f",
+                                       teacher=teacher if fp.alpha > 0 else None,
+                                       distill=DistillWeights(fp.alpha, fp.temperature) if fp.alpha > 0 else None,
+                                       pruning_history=pruned.pruning_history))
+    return out
+
+
+def dataset_for(params: dict[str, Any], cache: Path) -> Path:
+    """The recipe's dataset, generated once per distinct `data` section."""
+    from pipeline.config.params import section_from
+    from pipeline.config.stages import DataParams
+    from pipeline.data.prepare import prepare_dataset
+
+    key = hashlib.sha256(json.dumps(params["data"], sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache / key
+    if not (folder / "data.yaml").exists():
+        data_yaml, _ = prepare_dataset(section_from(params, "params.yaml", "data", DataParams), folder)
+        return data_yaml
+    return folder / "data.yaml"
+
+
+def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    final = [r["finetune"]["map50"] for r in runs]
+    row: dict[str, Any] = {"recipe": name, "seeds": len(runs), "mean": statistics.mean(final),
+                           "std": statistics.stdev(final) if len(final) > 1 else 0.0,
+                           "min": min(final), "max": max(final), "runs": runs}
+    for stage in STAGES:
+        row[f"{stage}_map50"] = statistics.mean(r[stage]["map50"] for r in runs)
+        row[f"{stage}_s"] = statistics.mean(r[stage]["seconds"] for r in runs)
+        row[f"{stage}_ips"] = statistics.mean(r[stage]["images_per_second"] for r in runs)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--recipe", action="append", default=[], help="'NAME: key=value ...' (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1, help="chains run at once")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per chain (0: torch's choice)")
+    parser.add_argument("--out", default="bench/results/recipe_spread.md")
+    parser.add_argument("--one", nargs=4, metavar=("PARAMS", "DATA", "WORK", "RESULT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        if args.threads:
+            import torch
+            torch.set_num_threads(args.threads)
+        params_path, data_yaml, work, result = map(Path, args.one)
+        result.write_text(json.dumps(run_chain(params_path, data_yaml, work)))
+        return
+    base = yaml.safe_load(Path(args.params).read_text())
+    recipes = [parse_recipe(r) for r in args.recipe] or [("defaults", {})]
+    recipes = [(name, apply_overrides(base, overrides), overrides) for name, overrides in recipes]  # bad keys: now
+    with tempfile.TemporaryDirectory(prefix="recipe_spread_") as tmp:
+        tmp = Path(tmp)
+        jobs = []
+        for name, params, _ in recipes:
+            data_yaml = dataset_for(params, tmp / "data")
+            for seed in args.seeds:
+                work = tmp / f"{name}-{seed}"
+                work.mkdir()
+                (work / "params.yaml").write_text(yaml.safe_dump(with_seed(params, seed), sort_keys=False))
+                jobs.append((name, seed, [sys.executable, "-m", "bench.recipe_spread", "--threads",
+                                          str(args.threads), "--one", str(work / "params.yaml"), str(data_yaml),
+                                          str(work), str(work / "result.json")], work))
+        t0 = time.perf_counter()
+        running: list[tuple[str, int, subprocess.Popen, Path]] = []
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in recipes}
+        pending = list(jobs)
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                name, seed, cmd, work = pending.pop(0)
+                log = open(work / "log.txt", "w")
+                running.append((name, seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), work))
+            time.sleep(2)
+            for item in [r for r in running if r[2].poll() is not None]:
+                running.remove(item)
+                name, seed, proc, work = item
+                if proc.returncode:
+                    raise SystemExit(f"recipe {name} seed {seed} failed:\n"
+                                     + (work / "log.txt").read_text()[-3000:])
+                run = json.loads((work / "result.json").read_text())
+                results[name].append({"seed": seed, **run})
+                print(f"[{time.perf_counter() - t0:.0f} s] {name} seed {seed}: finetune mAP50 "
+                      f"{run['finetune']['map50']:.4f}", flush=True)
+    rows = [summarise(name, sorted(results[name], key=lambda r: r["seed"])) for name, _, _ in recipes]
+    overrides = {name: o for name, _, o in recipes}
+    lines = ["# Recipe seed spread (training chain only, FP32 mAP50 of the fine-tuned student)", "", stamp(), "",
+             f"Seeds {args.seeds}; {args.jobs} chains at once (times are under that sharing).", "",
+             "| recipe | overrides | teacher mAP50 | distill mAP50 | finetune mAP50 mean | std | range | "
+             "teacher s (img/s) | distill s (img/s) | finetune s (img/s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o = " ".join(f"{k}={v}" for k, v in overrides[r["recipe"]].items()) or "(params.yaml)"
+        lines.append(f"| {r['recipe']} | {o} | {r['teacher_map50']:.3f} | {r['distill_map50']:.3f} | {r['mean']:.4f} "
+                     f"| {r['std']:.4f} | {r['min']:.3f}-{r['max']:.3f} | "
+                     + " | ".join(f"{r[f'{s}_s']:.0f} ({r[f'{s}_ips']:.0f})" for s in STAGES) + " |")
+    lines.append(f"\nDevice: {rows[0]['runs'][0]['teacher']['device']}.")
+    write_report(args.out, lines, rows)
+
+
+if __name__ == "__main__":
+    main()
