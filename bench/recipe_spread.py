@@ -141,6 +141,25 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def report(args: argparse.Namespace, recipes: list, results: dict[str, list[dict[str, Any]]], header: str) -> None:
+    """Write the table of the runs finished so far (rewritten after each run, so a run cut short keeps its rows)."""
+    rows = [summarise(name, sorted(results[name], key=lambda r: r["seed"])) for name, _, _ in recipes
+            if results[name]]
+    overrides = {name: o for name, _, o in recipes}
+    lines = ["# Recipe seed spread (training chain only, FP32 mAP50 of the fine-tuned student)", "", header, "",
+             f"Seeds {args.seeds}; {args.jobs} chains at once (times are under that sharing).", "",
+             "| recipe | overrides | teacher mAP50 | distill mAP50 | finetune mAP50 mean | std | range | "
+             "teacher s (img/s) | distill s (img/s) | finetune s (img/s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o = " ".join(f"{k}={v}" for k, v in overrides[r["recipe"]].items()) or "(params.yaml)"
+        lines.append(f"| {r['recipe']} | {o} | {r['teacher_map50']:.3f} | {r['distill_map50']:.3f} | {r['mean']:.4f} "
+                     f"| {r['std']:.4f} | {r['min']:.3f}-{r['max']:.3f} | "
+                     + " | ".join(f"{r[f'{s}_s']:.0f} ({r[f'{s}_ips']:.0f})" for s in STAGES) + " |")
+    lines.append(f"\nDevice: {rows[0]['runs'][0]['teacher']['device']}.")
+    write_report(args.out, lines, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
@@ -161,13 +180,14 @@ def main() -> None:
     base = yaml.safe_load(Path(args.params).read_text())
     recipes = [parse_recipe(r) for r in args.recipe] or [("defaults", {})]
     recipes = [(name, apply_overrides(base, overrides), overrides) for name, overrides in recipes]  # bad keys: now
+    header = stamp()
     with tempfile.TemporaryDirectory(prefix="recipe_spread_") as tmp:
         tmp = Path(tmp)
         jobs = []
         for name, params, _ in recipes:
             data_yaml = dataset_for(params, tmp / "data")
-            for seed in args.seeds:
-                work = tmp / f"{name}-{seed}"
+            for k, seed in enumerate(args.seeds):
+                work = tmp / f"{name}-{k}-seed{seed}"
                 work.mkdir()
                 (work / "params.yaml").write_text(yaml.safe_dump(with_seed(params, seed), sort_keys=False))
                 jobs.append((name, seed, [sys.executable, "-m", "bench.recipe_spread", "--threads",
@@ -193,20 +213,8 @@ def main() -> None:
                 results[name].append({"seed": seed, **run})
                 print(f"[{time.perf_counter() - t0:.0f} s] {name} seed {seed}: finetune mAP50 "
                       f"{run['finetune']['map50']:.4f}", flush=True)
-    rows = [summarise(name, sorted(results[name], key=lambda r: r["seed"])) for name, _, _ in recipes]
-    overrides = {name: o for name, _, o in recipes}
-    lines = ["# Recipe seed spread (training chain only, FP32 mAP50 of the fine-tuned student)", "", stamp(), "",
-             f"Seeds {args.seeds}; {args.jobs} chains at once (times are under that sharing).", "",
-             "| recipe | overrides | teacher mAP50 | distill mAP50 | finetune mAP50 mean | std | range | "
-             "teacher s (img/s) | distill s (img/s) | finetune s (img/s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        o = " ".join(f"{k}={v}" for k, v in overrides[r["recipe"]].items()) or "(params.yaml)"
-        lines.append(f"| {r['recipe']} | {o} | {r['teacher_map50']:.3f} | {r['distill_map50']:.3f} | {r['mean']:.4f} "
-                     f"| {r['std']:.4f} | {r['min']:.3f}-{r['max']:.3f} | "
-                     + " | ".join(f"{r[f'{s}_s']:.0f} ({r[f'{s}_ips']:.0f})" for s in STAGES) + " |")
-    lines.append(f"\nDevice: {rows[0]['runs'][0]['teacher']['device']}.")
-    write_report(args.out, lines, rows)
+                report(args, recipes, results, header)
+    report(args, recipes, results, header)
 
 
 if __name__ == "__main__":

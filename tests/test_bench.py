@@ -158,3 +158,23 @@ def test_seed_spread_runs_one_chain_per_seed_and_reports_the_spread(tmp_path):
     assert len(final["values"]) == 2 and final["min"] <= final["mean"] <= final["max"]
     assert final["std"] >= 0 and final["bootstrap_half_width"] is not None
     assert rows["distill"]["values"] != rows["finetune"]["values"]  # each artifact read from its own figures
+
+
+def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
+    """Seed 0 twice in separate processes gives the same chain (std 0), per recipe row; an unknown key stops
+    before any training."""
+    out = tmp_path / "recipes.md"
+    _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "0",
+                "--jobs", "2", "--threads", "1", "--recipe", "base:", "--recipe", "fewer: data.max_objects=3",
+                "--out", str(out)], timeout=600)
+    rows = {r["recipe"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert set(rows) == {"base", "fewer"} and "| fewer | data.max_objects=3 |" in out.read_text()
+    for row in rows.values():
+        first, second = row["runs"]
+        assert [first[s]["map50"] for s in ("teacher", "distill", "finetune")] == \
+            [second[s]["map50"] for s in ("teacher", "distill", "finetune")]
+        assert row["std"] == 0.0
+    bad = _bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"),
+                  "--recipe", "x: train.no_such_key=1", "--out", str(tmp_path / "bad.md")], 120)
+    assert bad.returncode != 0 and not (tmp_path / "bad.md").exists()
+    assert "teacher.train.no_such_key is not a params.yaml key" in bad.stderr
