@@ -6,6 +6,7 @@ One real conversion (~40 s on 2 CPU cores) shared by the module; leafyolo_u, nc=
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -157,6 +158,18 @@ def test_stripping_keeps_litert_outputs_bit_identical(converted, tmp_path):
     for x in calib:
         for ya, yb in zip(a(x[None]), b(x[None])):
             assert np.array_equal(ya, yb)
+
+
+def test_stripping_in_place_reports_the_converted_size(converted, tmp_path):
+    """The stage strips its file in place: the size before is the converted file's, not the stripped one's."""
+    from pipeline.export.tflite_size import strip_tflite
+
+    info, _, calib = converted
+    path = tmp_path / "model.tflite"
+    shutil.copy(info["path"], path)
+    converted_size = path.stat().st_size
+    result = strip_tflite(path, path, calib[:2])
+    assert result["size_before"] == converted_size > result["size_after"] == path.stat().st_size
 
 
 def test_a_strip_that_changes_outputs_is_refused_and_writes_nothing(converted, tmp_path, monkeypatch):

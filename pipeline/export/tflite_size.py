@@ -133,6 +133,7 @@ def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray) -> 
     from pipeline.infer.backends import TFLiteBackend
     from pipeline.io.atomic import atomic_write_bytes
 
+    size_before = Path(src).stat().st_size  # before `dst`, which may be `src`, is replaced
     model = read_model(src)
     removed = strip_model(model)
     data = write_model(model)
@@ -149,4 +150,4 @@ def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray) -> 
     finally:
         tmp.unlink(missing_ok=True)
     atomic_write_bytes(dst, data)
-    return {"removed": removed, "size_before": Path(src).stat().st_size, "size_after": len(data)}
+    return {"removed": removed, "size_before": size_before, "size_after": len(data)}
