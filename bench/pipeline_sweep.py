@@ -192,7 +192,7 @@ def main() -> None:
             wall, _ = timed(["dvc", "repro"], project)
             cold = {"wall": wall, "seconds": stage_seconds(project), "ips": throughput(project)}
             commit(project, f"baseline prune.sparsity={base}")
-        print(f"  {wall:.0f} s; stages {cold['seconds']}", flush=True)
+        print(f"  {cold['wall']:.0f} s; stages {cold['seconds']}", flush=True)
         print(f"[sweep 2/4] dvc exp run -S prune.sparsity={INCREMENTAL}", flush=True)
         wall, out = timed(["dvc", "exp", "run", "-n", f"sparsity-{INCREMENTAL}", "-S",
                            f"prune.sparsity={INCREMENTAL}"], project)
