@@ -124,8 +124,7 @@ def dataset_for(params: dict[str, Any], cache: Path) -> Path:
     key = hashlib.sha256(json.dumps(params["data"], sort_keys=True).encode()).hexdigest()[:12]
     folder = cache / key
     if not (folder / "data.yaml").exists():
-        data_yaml, _ = prepare_dataset(section_from(params, "params.yaml", "data", DataParams), folder)
-        return data_yaml
+        prepare_dataset(section_from(params, "params.yaml", "data", DataParams), folder)
     return folder / "data.yaml"
 
 
