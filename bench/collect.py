@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pipeline.io.atomic import atomic_write_text
 
-ORDER = ("deploy_compare", "accuracy_compare", "seed_spread", "pipeline_sweep", "train_compare", "activation_int8")
+ORDER = ("deploy_compare", "tflm_arena", "web_latency", "accuracy_compare",
+         "seed_spread", "pipeline_sweep", "train_compare", "activation_int8")
 
 
 def collect(results: Path, out: Path) -> str:

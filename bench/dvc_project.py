@@ -1,4 +1,4 @@
-"""A scratch DVC project made from this repo's `pipeline/`, `stages/` and `dvc.yaml` with a params.yaml of its own:
+"""A scratch DVC project made from this repo's `pipeline/`, `stages/`, `web/` and `dvc.yaml` with a params.yaml of its own:
 a git repo with one commit (`dvc exp` and dvclive need one). Used by the DVC tests and the pipeline sweep bench, so
 neither touches the user's workspace."""
 
@@ -43,6 +43,9 @@ def make_project(dst: Path, params: dict[str, Any]) -> Path:
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, dst / name)
+    shutil.copytree(REPO / "web", dst / "web", ignore=shutil.ignore_patterns("node_modules"))
+    if (REPO / "web/node_modules").is_dir():  # the `web` stage's npm packages: linked, and committed as a link so
+        (dst / "web/node_modules").symlink_to(REPO / "web/node_modules")  # queued experiments' copies have it too
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (dst / ".gitignore").write_text("__pycache__/\n/artifacts/.resume/\ncalibration_image_sample_data_*.npy\n")
     run(["git", "init", "-q"], dst)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.evaluate.results import artifact_rows, interval, read_metrics
+from pipeline.evaluate.results import artifact_rows, interval, micro_line, read_metrics
 
 
 def markdown(root: Path) -> str:
@@ -22,13 +22,16 @@ def markdown(root: Path) -> str:
         label = f"**{r['label']}**" if r["name"] == "tflite_int8" else r["label"]
         lines.append(f"| {label} | {r['params']:,} | {r['size_bytes']:,} | {interval(r)} | {interval(r, 'map')} | "
                      f"{r['latency_ms_median']:.1f} |")
-    final = read_metrics(root, "evaluate")["final"]
+    evaluated = read_metrics(root, "evaluate")
+    final = evaluated["final"]
     drop = f"{final['int8_drop_map50']:+.3f}"
     if "int8_drop_map50_ci_low" in final:
         drop += f" [{final['int8_drop_map50_ci_low']:+.3f}, {final['int8_drop_map50_ci_high']:+.3f}]"
     lines.append("")
     lines.append(f"INT8 drop (mAP50, fine-tuned FP32 -> TFLite INT8, paired 95% interval): {drop}. "
                  f"Prune: {read_metrics(root, 'prune')['achieved_sparsity']:.3f} of the parameters removed.")
+    if "tflm" in evaluated:
+        lines.append(micro_line(evaluated["tflm"]) + ".")
     return "\n".join(lines)
 
 

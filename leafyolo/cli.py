@@ -1,4 +1,5 @@
-"""`leafyolo predict|train|val|export|info`: the CLI twin of the Python API (same options, same defaults).
+"""`leafyolo predict|train|val|export|info`: the CLI twin of the Python API (same options, same defaults); and
+`leafyolo serve`, which serves the web bundle (artifacts/web/bundle) on 127.0.0.1.
 
 Every option of a verb comes from its dataclass in `leafyolo.options` (help text included), so the CLI and
 `LEAFYOLO.<verb>(**kwargs)` cannot drift apart.
@@ -51,7 +52,7 @@ def options_of(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leafyolo", description="LEAF-YOLO: train, predict, validate, export.",
                                      allow_abbrev=False)
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="{predict,train,val,export,info}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{predict,train,val,export,info,serve}")
 
     def verb(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(name, allow_abbrev=False, **kwargs)  # so --epoch is rejected, not read as --epochs
@@ -78,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
     add_options(v, ValOptions)
 
-    e = verb("export", help="write ONNX or TFLite", description="Export a .pt model to ONNX (FP32, FP16, INT8 "
-             "QDQ, dynamic batch, optional NMS in the graph) or TFLite (float32, float16, full INT8 calibrated on "
-             "--data); prints the file and its size.")
+    e = verb("export", help="write ONNX, TFLite or TorchScript", description="Export a .pt model to ONNX (FP32, "
+             "FP16, INT8 QDQ, dynamic batch, optional NMS in the graph), TFLite (float32, float16, full INT8 "
+             "calibrated on --data) or TorchScript (FP32); prints the file and its size.")
     e.add_argument("--model", required=True, help="a .pt checkpoint or a variant name")
     add_options(e, ExportOptions)
 
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                          ".onnx / .tflite file).")
     i.add_argument("--model", default="leafyolo_u", help=MODEL_HELP + " (default: leafyolo_u)")
     i.add_argument("--img-size", dest="img_size", type=int, help="image size for FLOPs (default: the model's size)")
+
+    s = verb("serve", help="serve the web bundle on 127.0.0.1",
+             description="Serve the web page bundle the `web` stage writes, on 127.0.0.1 only, with the headers "
+                         "onnxruntime-web needs for threads (COOP/COEP) and the right MIME types; open the printed URL.")
+    s.add_argument("dir", nargs="?", default="artifacts/web/bundle", help="bundle folder (default: artifacts/web/bundle)")
+    s.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     return parser
 
 
@@ -119,8 +126,28 @@ def _val(model, args: argparse.Namespace) -> None:
         Path(args.json_out).write_text(json.dumps(m, indent=2) + "\n")
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pipeline.export.web_serve import make_server, url_of
+
+    try:
+        server = make_server(args.dir, args.port)
+    except OSError as exc:  # no bundle there (FileNotFoundError), or the port is taken
+        print(f"leafyolo serve: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"serving {args.dir} at {url_of(server)} (Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "serve":
+        return _serve(args)
     from leafyolo.model import LEAFYOLO
     from pipeline.export.common import ExportError
 

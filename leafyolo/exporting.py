@@ -1,9 +1,11 @@
 """`LEAFYOLO.export` and `quantize_model`: pick the pipeline exporter for the format, calibrate INT8 on training
-images, and record the class names / image size in (ONNX) or beside (TFLite `<file>.json`) the exported file."""
+images, and record the class names / image size in (ONNX, TorchScript) or beside (TFLite `<file>.json`) the exported
+file."""
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import torch
 
 from leafyolo.metadata import metadata, sidecar_path
 from leafyolo.options import ExportOptions
@@ -23,8 +26,12 @@ from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import load_calibration_set, quantize_onnx_int8
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.export.tflite_float import export_tflite_float
+from pipeline.io.atomic import atomic_write_bytes
+from pipeline.io.file_metadata import embed_tflite_metadata
+from pipeline.model.script import script_model
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "torchscript")
+TORCHSCRIPT_META = "metadata.json"  # the extra file of a TorchScript export: names, imgsz, ...
 
 
 def calibration_images(source: Any, imgsz: int, n: int, seed: int = 0) -> np.ndarray:
@@ -75,6 +82,9 @@ def _check(o: ExportOptions, fmt: str, imgsz: int) -> None:
     if o.include_nms and (fmt != "onnx" or o.fp16 or o.int8):
         raise ValueError("include_nms=True is for the FP32 ONNX only (format='onnx', fp16=False, int8=False): "
                          "NMS stays out of every quantised or TFLite graph")
+    if fmt == "torchscript" and (o.fp16 or o.int8):
+        raise ValueError("TorchScript exports the FP32 model (any batch and size); for fp16 / int8 use format='onnx' "
+                         "or format='tflite'")
     if fmt == "tflite" and o.dynamic:
         raise ValueError("dynamic=True is for ONNX; TFLite files take batch 1 (our LiteRT backend loops over images)")
 
@@ -87,6 +97,16 @@ def export_onnx_int8(model: Any, path: Path, imgsz: int, calib: np.ndarray, meta
         export_onnx(copy.deepcopy(model), fp32, imgsz, opset=opset, simplify=simplify, dynamic_batch=dynamic)
         quantize_onnx_int8(fp32, path, calib, preset=preset)
     write_onnx_metadata(path, meta)
+    return path
+
+
+def export_torchscript(model: Any, path: Path, imgsz: int, meta: dict[str, Any]) -> Path:
+    """`torch.jit.script` of the model (outputs checked equal to eager at `imgsz`), saved with `meta` as the extra
+    file `metadata.json`: `torch.jit.load(path, _extra_files={'metadata.json': ''})` reads both back."""
+    scripted = script_model(model, check_sizes=(imgsz,), batch=1)
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer, _extra_files={TORCHSCRIPT_META: json.dumps(meta)})
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -117,6 +137,8 @@ def export_model(model: Any, o: ExportOptions, names: list[str], default_imgsz: 
             if o.include_nms:
                 export_nms_onnx(fp32, path, imgsz, o.nms_conf, o.nms_iou, o.max_det)
         write_onnx_metadata(path, meta)
+    elif fmt == "torchscript":
+        export_torchscript(model, path, imgsz, meta)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
@@ -125,7 +147,8 @@ def export_model(model: Any, o: ExportOptions, names: list[str], default_imgsz: 
                 export_tflite_int8(fp32, path.parent, calib, out_path=path, keep_float32=False)
             else:
                 export_tflite_float(fp32, path, half=o.fp16)
-        sidecar_path(path).write_text(json.dumps(meta, indent=2) + "\n")
+        embed_tflite_metadata(path, path, meta)  # the file alone says what it detects
+        sidecar_path(path).write_text(json.dumps(meta, indent=2) + "\n")  # kept for tools that read the sidecar
     size = path.stat().st_size
     print(f"exported {path} ({size:,} bytes, {size / 1e6:.2f} MB)", flush=True)
     return path

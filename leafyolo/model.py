@@ -36,6 +36,7 @@ from pipeline.io.checkpoint import atomic_torch_save, read_checkpoint, save_chec
 from pipeline.io.model_loader import load_model
 from pipeline.model.fuse import fuse_conv_bn, is_fused
 from pipeline.model.leafyolo import LeafYOLO
+from pipeline.model.script import scriptable
 from pipeline.model.variants import VARIANTS
 from pipeline.train.trainer import pick_device
 
@@ -100,10 +101,10 @@ class LEAFYOLO(nn.Module):
             if "detections" in self.backend.output_names:
                 raise ValueError(f"{path} was exported with include_nms=True (one `detections` output); predict and "
                                  f"val need the raw graph (boxes, scores): export with include_nms=False")
-            meta = self.backend.session.get_modelmeta().custom_metadata_map
-        else:
-            side = sidecar_path(path)
-            meta = json.loads(side.read_text()) if side.is_file() else {}
+        meta = dict(self.backend.metadata)  # what the file carries (the pipeline's files all carry names)
+        side = sidecar_path(path)
+        if not meta and side.is_file():  # a TFLite exported by an older version: `<file>.json` beside it
+            meta = json.loads(side.read_text())
         if meta.get("names"):
             names = meta["names"]
             self.names = [str(n) for n in (json.loads(names) if isinstance(names, str) else names)]
@@ -138,6 +139,11 @@ class LEAFYOLO(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(boxes [B, N, 4] ltrb pixel distances, scores [B, N, nc]) as in CONTRACTS.md."""
         return self.torch_module("forward")(x)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """`torch.jit.script(model)` compiles a copy of the PyTorch module this facade wraps (its Python stays out;
+        `pipeline.model.script.scriptable` explains the one change the compiler needs)."""
+        return scriptable(self.torch_module("torch.jit.script"))
 
     def __repr__(self) -> str:
         what = f"{self.variant}, nc={self.nc}" if self.model is not None else str(self.path)
@@ -201,7 +207,8 @@ class LEAFYOLO(nn.Module):
                 "seconds": m["seconds"]}
 
     def export(self, **kwargs: Any) -> str:
-        """Write ONNX or TFLite (see `leafyolo.options.ExportOptions`); prints the file size, returns the path."""
+        """Write ONNX, TFLite or TorchScript (see `leafyolo.options.ExportOptions`); prints the file size, returns
+        the path."""
         from leafyolo.exporting import export_model
 
         o = parse_options(ExportOptions, kwargs, "export")

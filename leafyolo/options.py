@@ -80,7 +80,7 @@ class ValOptions:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    format: str = opt("onnx", "onnx or tflite")
+    format: str = opt("onnx", "onnx, tflite or torchscript (torch.jit.script, FP32, any batch and size)")
     img_size: int | None = opt(None, "fixed input size (default: the model's size)")
     file: Any = opt(None, "output file (default: beside the checkpoint, else runs/export/)")
     opset_version: int = opt(13, "ONNX opset (11-21)")

@@ -65,12 +65,21 @@ def file_info(path: Any, b: Any, imgsz: int, names: list[str], verbose: bool = T
             "inputs": inputs, "outputs": outputs}
     if str(path).endswith(".tflite"):
         from pipeline.export.tflite_size import format_breakdown, size_breakdown
+        from pipeline.infer.tflm import min_arena_bytes
 
         info["size_breakdown"] = size_breakdown(path)
+        try:
+            info["tflm_arena_bytes"] = min_arena_bytes(path)
+        except RuntimeError as e:  # an op without a TFLM kernel (float TFLite files have several)
+            info["tflm_error"] = str(e)
     if verbose:
         print(f"{path}: {info['size_bytes']:,} bytes, {imgsz}px, classes {names or '(unknown)'}")
         if "size_breakdown" in info:
             print(f"  bytes: {format_breakdown(info['size_breakdown'])}")
+        if "tflm_arena_bytes" in info:
+            print(f"  TensorFlow Lite Micro: runs in a {info['tflm_arena_bytes']:,}-byte tensor arena")
+        elif "tflm_error" in info:
+            print(f"  TensorFlow Lite Micro: {info['tflm_error']}")
         for kind, items in (("input", inputs), ("output", outputs)):
             for t in items:
                 print(f"  {kind} {t['name']}: {t['shape']} {t['dtype']}")

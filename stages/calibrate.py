@@ -13,6 +13,7 @@ from pipeline.config.stages import CalibrateParams, OnnxParams
 from pipeline.data.calibration import draw_calibration_images
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import quantization_report, quantize_onnx_int8, save_calibration_set
+from pipeline.io.file_metadata import file_metadata
 from pipeline.io.model_loader import load_model
 from pipeline.stage.steps import Steps, stage_args
 
@@ -35,7 +36,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         step("exporting the FP32 graph NNCF starts from")
-        export_onnx(model, fp32, imgsz, opset=opset)
+        export_onnx(model, fp32, imgsz, opset=opset,  # the metadata (class names, ...) travels into the INT8 file
+                    metadata=file_metadata(model.variant, model.nc, ckpt["names"], imgsz, ckpt.get("data")))
         step(f"calibrating on {len(images)} images (NNCF, preset {p.preset})")
         quantize_onnx_int8(fp32, args.out, images, preset=p.preset)
         report = quantization_report(fp32, args.out, images[: min(16, len(images))])

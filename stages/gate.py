@@ -1,6 +1,7 @@
 """Stage `gate`: exit non-zero unless the INT8 TFLite is under `gate.max_bytes`, its mAP50 is at least
 `gate.min_map50`, its mAP50 drop from the FP32 fine-tuned model is at most `gate.max_int8_drop` and it keeps at
-least `gate.min_int8_retention` of that FP32 mAP50.
+least `gate.min_int8_retention` of that FP32 mAP50, and TensorFlow Lite Micro runs it in a tensor arena of at most
+`gate.max_arena_bytes`.
 `gate.json` (every figure and verdict) is written before the exit."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Stage `onnx`: FP32 ONNX (opset from params, onnxsim-simplified, `onnx.checker` clean, parity-checked against
-torch) plus an FP16 ONNX, both with FP32 input/output and post-processing left outside the graph."""
+torch) plus an FP16 ONNX, both with FP32 input/output and post-processing left outside the graph, and both carrying
+the class names, image size and variant in their metadata_props."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pipeline.config.params import load_section
 from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import OnnxParams
 from pipeline.export.onnx_export import export_onnx
+from pipeline.io.file_metadata import file_metadata
 from pipeline.io.model_loader import load_model
 from pipeline.stage.steps import Steps, stage_args
 
@@ -19,7 +21,9 @@ def main() -> None:
     step = Steps("onnx", 2)
     model, ckpt = load_model(args.model)
     step(f"exporting {args.model} at {ckpt['imgsz']}px, opset {p.opset}")
-    info = export_onnx(model, args.out, int(ckpt["imgsz"]), opset=p.opset, simplify=p.simplify, fp16_path=args.fp16)
+    meta = file_metadata(model.variant, model.nc, ckpt["names"], int(ckpt["imgsz"]), ckpt.get("data"))
+    info = export_onnx(model, args.out, int(ckpt["imgsz"]), opset=p.opset, simplify=p.simplify, fp16_path=args.fp16,
+                       metadata=meta)
     step(f"wrote {args.out} ({info['size_bytes']:,} bytes, parity vs torch {info['parity']}) and {args.fp16}")
     step.write_metrics(args.metrics, {k: v for k, v in info.items() if not k.endswith("path")})
 

@@ -73,3 +73,29 @@ def trained_tiny(tmp_path_factory):
     model.train_result = out
     images = sorted((root / "data" / "images" / "val").glob("*.png"))
     return model, images, root
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network access attempted during an export test")
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory):
+    """(export info, folder, calibration images): a random leafyolo_u (nc=3, 64 px) exported to ONNX and converted
+    to full-INT8 TFLite once per session with the network blocked (~40 s); the INT8 file is info["path"]."""
+    import socket
+
+    from pipeline.export.onnx_export import export_onnx
+    from pipeline.export.tflite_export import export_tflite_int8
+    from tests.test_export_onnx import IMGSZ, make_model, synthetic_images
+
+    d = tmp_path_factory.mktemp("tflite")
+    export_onnx(make_model(), d / "model.onnx", IMGSZ)
+    calib = synthetic_images(12, seed=5)
+    cwd_before = sorted(os.listdir(os.getcwd()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", _no_network)
+        mp.setattr(socket, "create_connection", _no_network)
+        info = export_tflite_int8(d / "model.onnx", d / "out", calib, workdir=d / "work")
+    assert sorted(os.listdir(os.getcwd())) == cwd_before  # cwd restored, nothing written there
+    return info, d, calib

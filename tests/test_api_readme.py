@@ -25,7 +25,9 @@ def test_doc_has_the_promised_snippets():
     for needle in ("from leafyolo import LEAFYOLO", "model.predict(", "sum(p.numel() for p in model.parameters())",
                    "teacher='leafyolo_s'", "augment_strength=", "freeze_backbone=True", "format='tflite'",
                    "format='onnx'", "model.fuse()", "from leafyolo.utils.pruning import prune_model",
-                   "from leafyolo.utils.quantization import quantize_model", "leafyolo predict", "leafyolo train"):
+                   "from leafyolo.utils.quantization import quantize_model", "leafyolo predict", "leafyolo train",
+                   "compress_with_distillation(student=", "compression_ratio=0.7", "torch.jit.script(",
+                   "format='torchscript'"):
         assert needle in text, needle
 
 

@@ -88,6 +88,20 @@ def test_deploy_compare_converts_both_families_and_reports_ratios(tmp_path):
     assert again["yolov8n"]["tflite_bytes"] == ref["tflite_bytes"]
 
 
+def test_tflm_arena_measures_ours_and_yolov8n_in_tflm(tmp_path):
+    _bench_python_or_skip()
+    out = tmp_path / "arena.md"
+    _run_bench(["bench.tflm_arena", "--sizes", "64", "--models", "leafyolo_u-p30", "yolov8n", "--calib", "8",
+                "--work", str(tmp_path / "work"), "--out", str(out)])
+    rows = {r["model"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    ours, ref = rows["leafyolo_u-p30"], rows["yolov8n"]
+    assert ref["arena_ratio"] == 1.0 and ours["arena_ratio"] == ours["arena_bytes"] / ref["arena_bytes"]
+    for r in (ours, ref):  # both load in TFLM; a 64 px input needs far less than 1 MB but more than the input itself
+        assert r["tflm_error"] is None and 64 * 64 * 3 < r["arena_bytes"] < 1_000_000
+    assert "RELU_0_TO_1" not in ours["ops"] and ours["tflite_bytes"] < ref["tflite_bytes"]
+    assert "| `yolov8n` | 64 |" in out.read_text()
+
+
 def test_accuracy_compare_trains_both_and_evaluates_every_file(tmp_path):
     _bench_python_or_skip()
     from pipeline.data.synthetic import generate_dataset
@@ -178,3 +192,43 @@ def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
                   "--recipe", "x: train.no_such_key=1", "--out", str(tmp_path / "bad.md")], 120)
     assert bad.returncode != 0 and not (tmp_path / "bad.md").exists()
     assert "teacher.train.no_such_key is not a params.yaml key" in bad.stderr
+
+
+def _browser_or_skip() -> None:
+    from bench.browser import chromium_path
+    from pipeline.export.web_bundle import pinned_ort
+
+    try:
+        chromium_path()
+        pinned_ort(REPO / "web" / "package-lock.json")
+        import playwright.sync_api  # noqa: F401
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            raise  # CI installs Chromium and the npm packages (scripts/web_env.sh); their absence there is a failure
+        pytest.skip(str(e))
+
+
+@pytest.mark.browser
+def test_web_latency_times_the_page_and_native_onnxruntime_on_the_same_files(tmp_path):
+    _browser_or_skip()
+    from pipeline.export.onnx_export import export_onnx
+    from pipeline.model.leafyolo import LeafYOLO
+    from tests.simple_data import write_simple_dataset
+
+    data = write_simple_dataset(tmp_path / "data", n_images=2, imgsz=64)
+    export_onnx(LeafYOLO("leafyolo_u", nc=2), tmp_path / "fp32.onnx", 64, fp16_path=tmp_path / "fp16.onnx")
+    out = tmp_path / "web.md"
+    _run_bench(["bench.web_latency", "--models", str(tmp_path / "fp32.onnx"), str(tmp_path / "fp16.onnx"),
+                "--data", str(data), "--threads", "1", "2", "--runs", "3", "--warmup", "1", "--val-images", "2",
+                "--out", str(out)], timeout=600)
+    report = json.loads(out.with_suffix(".json").read_text())
+    rows = report["latency"]
+    assert [(r["model"], r["threads"]) for r in rows] == [("fp32.onnx", 1), ("fp32.onnx", 2), ("fp16.onnx", 1),
+                                                          ("fp16.onnx", 2)]
+    for r in rows:
+        assert r["web"]["runs"] == r["native"]["runs"] == 3 and 0 < r["web"]["p10_ms"] <= r["web"]["median_ms"]
+        assert r["ratio"] == pytest.approx(r["web"]["median_ms"] / r["native"]["median_ms"])
+    for a in report["accuracy"]:
+        assert a["images"] == 2 and 0 <= a["map50_web"] <= 1 and a["max_score_diff"] < 1e-3
+    text = out.read_text()
+    assert "Command: `python -m bench.web_latency" in text and "| `fp16.onnx` |" in text and "browser / native" in text

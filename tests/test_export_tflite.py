@@ -1,13 +1,11 @@
 """onnx2tf full-INT8 TFLite: int8 I/O, output mapping, closeness to the FP32 ONNX, no network, clear failures.
 
-One real conversion (~40 s on 2 CPU cores) shared by the module; leafyolo_u, nc=3, 64 px.
+One real conversion (~40 s on 2 CPU cores, the session fixture `converted` of conftest.py); leafyolo_u, nc=3, 64 px.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -17,28 +15,11 @@ from onnx import TensorProto, helper
 
 from pipeline.export.common import ExportError
 from pipeline.export.graph_prep import prepare_for_onnx2tf
-from pipeline.export.onnx_export import export_onnx, run_onnx
+from pipeline.export.onnx_export import run_onnx
 from pipeline.export.tflite_export import SAMPLE_FILE, export_tflite_int8
 from pipeline.infer.backends import TFLiteBackend, match_outputs
-from tests.test_export_onnx import IMGSZ, N_ANCHORS, NC, make_model, synthetic_images
-
-
-def _no_network(*args, **kwargs):
-    raise OSError("network access attempted during an export test")
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tflite")
-    export_onnx(make_model(), d / "model.onnx", IMGSZ)
-    calib = synthetic_images(12, seed=5)
-    cwd_before = sorted(os.listdir(os.getcwd()))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket.socket, "connect", _no_network)
-        mp.setattr(socket, "create_connection", _no_network)
-        info = export_tflite_int8(d / "model.onnx", d / "out", calib, workdir=d / "work")
-    assert sorted(os.listdir(os.getcwd())) == cwd_before  # cwd restored, nothing written there
-    return info, d, calib
+from pipeline.infer.tflm import TFLMBackend
+from tests.test_export_onnx import IMGSZ, N_ANCHORS, NC, make_model
 
 
 def test_full_int8_file_with_int8_io(converted):
@@ -146,7 +127,7 @@ def test_size_breakdown_accounts_for_every_byte(converted):
     assert 0.9 < size["params"] / sum(p.numel() for p in make_model().parameters()) <= 1.0
 
 
-def test_stripping_keeps_litert_outputs_bit_identical(converted, tmp_path):
+def test_stripping_keeps_litert_and_tflm_outputs_bit_identical(converted, tmp_path):
     from pipeline.export.tflite_size import size_breakdown, strip_tflite
 
     info, _, calib = converted
@@ -154,10 +135,11 @@ def test_stripping_keeps_litert_outputs_bit_identical(converted, tmp_path):
     result = strip_tflite(info["path"], out, calib)
     assert result["size_after"] == out.stat().st_size < result["size_before"]
     assert size_breakdown(out)["parts"]["names"] == 0
-    a, b = TFLiteBackend(info["path"]), TFLiteBackend(out)
-    for x in calib:
-        for ya, yb in zip(a(x[None]), b(x[None])):
-            assert np.array_equal(ya, yb)
+    for backend in (TFLiteBackend, TFLMBackend):
+        a, b = backend(info["path"]), backend(out)
+        for x in calib:
+            for ya, yb in zip(a(x[None]), b(x[None])):
+                assert np.array_equal(ya, yb)
 
 
 def test_stripping_in_place_reports_the_converted_size(converted, tmp_path):

@@ -49,6 +49,20 @@ def test_an_int8_file_keeping_too_little_of_the_fp32_map_fails_naming_the_retent
     assert "gate.min_int8_retention" in failure_message(verdict)
 
 
+def test_a_model_needing_more_ram_than_the_budget_fails_naming_it():
+    hungry = {**COMMITTED, "tflm_arena_bytes": DEFAULT_GATE["max_arena_bytes"] + 16}
+    verdict = gate(hungry)
+    assert not verdict["passed"] and not verdict["checks"]["tflm_arena_bytes"]["passed"]
+    assert "gate.max_arena_bytes" in failure_message(verdict)
+
+
+def test_the_ram_budget_fits_an_esp32_s3_and_is_set_from_the_measurement():
+    """Under the 512 KiB of SRAM of common ESP32-S3 boards, and at most 15 % above the default model's arena, so a
+    model that grows by more than that fails."""
+    assert COMMITTED["tflm_arena_bytes"] <= DEFAULT_GATE["max_arena_bytes"] <= 512 * 1024
+    assert DEFAULT_GATE["max_arena_bytes"] <= 1.15 * COMMITTED["tflm_arena_bytes"]
+
+
 def test_the_default_floor_bites_above_the_drop_budget():
     """The absolute floor is not a formality: it lies within 25 % of the default run's own mAP50."""
     assert DEFAULT_GATE["min_map50"] > 0.75 * COMMITTED["map50"]

@@ -66,6 +66,36 @@ def test_export_stages(chain):
     tm = read(chain / "artifacts/tflite/metrics.json")  # the size report: every byte accounted for, names stripped
     assert tm["size_bytes"] == tfl.stat().st_size == sum(tm["size_breakdown"]["parts"].values()) < tm["converted_bytes"]
     assert tm["size_breakdown"]["parts"]["names"] == 0 and tm["stripped"]["names"] > 0
+    # class names travel with every file, from the checkpoint through the ONNX files into the TFLite and its C header
+    import yaml
+
+    from pipeline.io.file_metadata import read_onnx_metadata, read_tflite_metadata
+
+    names = yaml.safe_load((chain / "artifacts/data/dataset/data.yaml").read_text())["names"]
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else names
+    for onnx_file in ("onnx/model_fp32.onnx", "onnx/model_fp16.onnx", "calibrate/model_int8.onnx"):
+        meta = read_onnx_metadata(chain / "artifacts" / onnx_file)
+        assert meta["names"] == names and meta["imgsz"] == 64 and meta["variant"] == "leafyolo_u", onnx_file
+    meta = read_tflite_metadata(tfl)
+    assert meta["names"] == names and meta["input"]["zero_point"] == -128
+    assert meta["outputs"]["scores"]["shape"][2] == len(names)
+    # the firmware pair: the same bytes, and the arena the stage measured under TFLM
+    header = (chain / "artifacts/tflite/model_data.h").read_text()
+    assert f"leafyolo_model_arena_bytes = {tm['tflm_arena_bytes']};" in header
+    assert f"leafyolo_model_len = {tfl.stat().st_size};" in (chain / "artifacts/tflite/model_data.cc").read_text()
+    assert "leafyolo_model_names[" in header and all(f'"{n}"' in header for n in names)
+
+
+def test_predict_on_the_int8_tflite_names_its_detections(chain):
+    """`leafyolo predict --model model_int8.tflite` draws class names, not ids: the file carries them."""
+    from leafyolo import LEAFYOLO
+
+    model = LEAFYOLO(str(chain / "artifacts/tflite/model_int8.tflite"))
+    names = read(chain / "artifacts/data/report.json")["names"]
+    image = sorted((chain / "artifacts/data/dataset/images/val").glob("*"))[0]
+    detections = model.predict(str(image), conf=0.0)[0]
+    assert model.names == names and len(detections.classes) > 0
+    assert detections.labels and set(detections.labels) <= set(names)
 
 
 def test_evaluate_stage_covers_every_artifact(chain):
@@ -78,6 +108,11 @@ def test_evaluate_stage_covers_every_artifact(chain):
     size_plot = read(chain / "artifacts/evaluate/map_vs_size.json")
     assert len(size_plot) == 7 and {"size_bytes", "map50"} <= set(size_plot[0])
     assert len(read(chain / "artifacts/evaluate/pr_curve.json")) == 101
+    # the INT8 TFLite under TFLM: every val image, bit-exact with LiteRT's reference kernels, the stage's arena
+    micro = m["tflm"]
+    assert micro["images"] == 8 and 0 <= micro["map50"] <= 1 and micro["litert_reference"]["identical"] is True
+    assert micro["arena_bytes"] == m["final"]["tflm_arena_bytes"] == read(chain / "artifacts/tflite/metrics.json")[
+        "tflm_arena_bytes"]
 
 
 def test_gate_fails_for_a_one_epoch_model_and_says_why(chain, tmp_path):
@@ -107,7 +142,20 @@ def test_gate_size_budget_names_the_file_size(chain, tmp_path):
     shutil.copy(chain / "artifacts/evaluate/metrics.json", work / "artifacts/evaluate/metrics.json")
     write_params(work, gate={"max_bytes": 1000, "min_map50": 0.0, "max_int8_drop": 1.0, "min_int8_retention": 0.0})
     proc = run_stage("gate", work)
-    assert proc.returncode != 0 and "size_bytes" in proc.stderr and "gate.max_bytes: <= 1000" in proc.stderr
+    assert proc.returncode != 0 and "size_bytes" in proc.stderr and "gate.max_bytes: <= 1,000" in proc.stderr
+
+
+def test_gate_ram_budget_names_the_tflm_arena(chain, tmp_path):
+    work = tmp_path / "gate"
+    (work / "artifacts/evaluate").mkdir(parents=True)
+    shutil.copy(chain / "artifacts/evaluate/metrics.json", work / "artifacts/evaluate/metrics.json")
+    arena = read(work / "artifacts/evaluate/metrics.json")["final"]["tflm_arena_bytes"]
+    loose = {"min_map50": 0.0, "max_int8_drop": 1.0, "min_int8_retention": 0.0}
+    write_params(work, gate={**loose, "max_arena_bytes": arena - 1})
+    proc = run_stage("gate", work)
+    assert proc.returncode != 0 and f"tflm_arena_bytes = {arena:,} (gate.max_arena_bytes: <= {arena - 1:,})" in proc.stderr
+    write_params(work, gate={**loose, "max_arena_bytes": arena})
+    assert run_stage("gate", work).returncode == 0
 
 
 @pytest.mark.parametrize("stage, section, values, key", [
@@ -145,3 +193,30 @@ def test_results_table_reads_the_run(chain):
     text = markdown(chain)
     size = read(chain / "artifacts/evaluate/metrics.json")["artifacts"]["tflite_int8"]["size_bytes"]
     assert f"{size:,}" in text and "TFLite full INT8" in text
+    arena = read(chain / "artifacts/evaluate/metrics.json")["tflm"]["arena_bytes"]
+    assert f"tensor arena {arena:,} bytes, bit-identical to LiteRT's reference kernels" in text
+
+
+def test_prune_to_a_byte_budget_lands_just_under_it(chain, tmp_path):
+    """`prune.target_bytes` on the tiny chain's student: prune, fine-tune, calibrate, onnx and tflite stages run as
+    dvc.yaml runs them, and the final INT8 file is at most the target and at most 3 % under it."""
+    work, target = tmp_path / "bytes", 600_000
+    for sub in ("data", "distill"):
+        shutil.copytree(chain / "artifacts" / sub, work / "artifacts" / sub)
+    write_params(work, prune={"target_bytes": target})
+    for stage in ("prune", "finetune", "calibrate", "onnx", "tflite"):
+        proc = run_stage(stage, work)
+        assert proc.returncode == 0, f"{stage}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    pm, tm = read(work / "artifacts/prune/metrics.json"), read(work / "artifacts/tflite/metrics.json")
+    assert pm["target_bytes"] == target and pm["target_sparsity"] is None and pm["achieved_sparsity"] > 0.2
+    size = (work / "artifacts/tflite/model_int8.tflite").stat().st_size
+    assert 0.97 * target <= size <= target and tm["size_bytes"] == size and tm["target_fill"] == size / target
+
+
+def test_an_unreachable_byte_budget_fails_before_pruning(chain, tmp_path):
+    work = tmp_path / "bytes"
+    shutil.copytree(chain / "artifacts" / "distill", work / "artifacts" / "distill")
+    write_params(work, prune={"target_bytes": 30_000})
+    proc = run_stage("prune", work)
+    assert proc.returncode != 0 and "prune.target_bytes=30,000 is out of reach" in proc.stderr
+    assert not (work / "artifacts/prune/model.pt").exists()

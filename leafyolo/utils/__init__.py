@@ -1,1 +1,2 @@
-"""`prune_model` (leafyolo.utils.pruning) and `quantize_model` (leafyolo.utils.quantization)."""
+"""`prune_model` (leafyolo.utils.pruning), `quantize_model` (leafyolo.utils.quantization) and
+`compress_with_distillation` (leafyolo.utils.compression)."""

@@ -128,6 +128,20 @@ class OnnxParams:
 
 
 @dataclass(frozen=True)
+class WebParams:
+    conf_thres: float  # the page's starting score threshold (a person can change it there)
+    iou_thres: float  # the page's starting NMS IoU threshold
+    max_det: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
+            raise ValueError(f"conf_thres must be in [0, 1) and iou_thres in (0, 1], "
+                             f"got {self.conf_thres}, {self.iou_thres}")
+        if self.max_det <= 0:
+            raise ValueError(f"max_det must be > 0, got {self.max_det}")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     conf_thres: float
     iou_thres: float
@@ -148,15 +162,32 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class PlotsParams:
+    n_images: int  # first val images the final INT8 model's detections are drawn on
+    columns: int  # panels per row of that grid
+    conf_thres: float
+    iou_thres: float
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_images <= 64 or self.columns < 1:
+            raise ValueError(f"n_images must be in [1, 64] and columns >= 1, got {self.n_images}, {self.columns}")
+        if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
+            raise ValueError(f"conf_thres must be in [0, 1) and iou_thres in (0, 1], "
+                             f"got {self.conf_thres}, {self.iou_thres}")
+
+
+@dataclass(frozen=True)
 class GateParams:
     max_bytes: int
     min_map50: float
     max_int8_drop: float
     min_int8_retention: float  # INT8 mAP50 must keep at least this fraction of the FP32 fine-tuned mAP50
+    max_arena_bytes: int  # TensorFlow Lite Micro tensor arena the INT8 TFLite may need at most
 
     def __post_init__(self) -> None:
-        if self.max_bytes <= 0:
-            raise ValueError(f"max_bytes must be > 0, got {self.max_bytes}")
+        for key in ("max_bytes", "max_arena_bytes"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
         for key in ("min_map50", "max_int8_drop", "min_int8_retention"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"{key} must be in [0, 1], got {getattr(self, key)}")

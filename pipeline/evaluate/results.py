@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.evaluate.gate import describe
+
 LABELS = {"distill": "student, distilled (torch FP32)", "prune": "pruned (torch FP32)",
           "finetune": "pruned + fine-tuned (torch FP32)", "onnx_fp32": "ONNX FP32 (onnxruntime)",
           "onnx_fp16": "ONNX FP16 (onnxruntime)", "onnx_int8": "ONNX INT8 QDQ, NNCF (onnxruntime)",
@@ -38,12 +40,24 @@ def artifact_rows(root: Path) -> list[dict[str, Any]]:
     return [{"name": name, "label": LABELS.get(name, name), **figures[name]} for name in LABELS if name in figures]
 
 
+def micro_line(micro: dict[str, Any]) -> str:
+    """The INT8 TFLite under TensorFlow Lite Micro in one line."""
+    ref = micro["litert_reference"]
+    same = (f"bit-identical to LiteRT's reference kernels on {ref['images']} images" if ref["identical"] else
+            f"DIFFERS from LiteRT's reference kernels by up to {ref['max_abs_diff']} steps")
+    return (f"TensorFlow Lite Micro: mAP50 {interval(micro)} on {micro['images']} val images, tensor arena "
+            f"{micro['arena_bytes']:,} bytes, {same}")
+
+
 def terminal_table(root: Path) -> str:
     rows = artifact_rows(root)
     lines = [f"{'artifact':<34} {'bytes':>10} {'mAP50 [95% interval]':>24} {'ms (1 thread)':>13}"]
     for r in rows:
         lines.append(f"{r['label']:<34} {r['size_bytes']:>10,} {interval(r):>24} {r['latency_ms_median']:>13.1f}")
-    final = read_metrics(root, "evaluate")["final"]
+    evaluated = read_metrics(root, "evaluate")
+    if "tflm" in evaluated:
+        lines.append(micro_line(evaluated["tflm"]))
+    final = evaluated["final"]
     if "int8_drop_map50_ci_low" in final:
         lines.append(f"INT8 drop of mAP50 (fine-tuned FP32 -> TFLite INT8): {final['int8_drop_map50']:+.3f} "
                      f"[{final['int8_drop_map50_ci_low']:+.3f}, {final['int8_drop_map50_ci_high']:+.3f}]")
@@ -52,9 +66,7 @@ def terminal_table(root: Path) -> str:
         verdict = json.loads(gate_path.read_text())
         lines.append(f"gate {'PASSED' if verdict['passed'] else 'FAILED'}:")
         for name, c in verdict["checks"].items():
-            key = c.get("key", name)
-            lines.append(f"  {'ok  ' if c['passed'] else 'FAIL'} {name} = {c['value']:.4g}  ({key}: {c['rule']} "
-                         f"{c['limit']:.4g})")
+            lines.append(f"  {'ok  ' if c['passed'] else 'FAIL'} {describe(name, {'key': name, **c})}")
     else:
         lines.append("gate: not run")
     return "\n".join(lines)

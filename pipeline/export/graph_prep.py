@@ -8,6 +8,10 @@
    converter gives the pre-multiply tensor the scale of the final `boxes` output (concat and reshape share
    scales), e.g. 0.27 px steps on values ~2 before `* 32`: ~4 px box error at stride 32. Strides are
    powers of two, so the folded weights are exact.
+3. `HardSigmoid(a, b)` (the squeeze-excite and micro-attention gates) becomes `Relu6(6a*x + 6b) * (1/6)`,
+   with the `6a*x + 6b` folded into the producing Conv when the Conv feeds only the gate. onnx2tf turns
+   HardSigmoid into TFLite's RELU_0_TO_1, which TensorFlow Lite Micro has no kernel for; Clip(0, 6) becomes
+   RELU6, which every runtime has and the converter fuses into the Conv.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ def prepare_for_onnx2tf(model: onnx.ModelProto) -> onnx.ModelProto:
     _constants_to_initializers(model.graph)
     while _fold_one_scalar_mul(model.graph):
         pass
+    _lower_hard_sigmoid(model.graph)
     _drop_unused_initializers(model.graph)
     return model
 
@@ -108,3 +113,57 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     keep = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
+
+
+def _lower_hard_sigmoid(graph: onnx.GraphProto) -> None:
+    """Replace every HardSigmoid by [Conv-folded or Mul/Add] affine -> Clip(0, 6) -> Mul(1/6), in place."""
+    nodes = list(graph.node)
+    if not any(n.op_type == "HardSigmoid" for n in nodes):
+        return
+    uses = _consumers(graph)
+    producer = {o: n for n in nodes for o in n.output}
+    inits = {i.name: i for i in graph.initializer}
+    out: list[onnx.NodeProto] = []
+    for node in nodes:
+        if node.op_type != "HardSigmoid":
+            out.append(node)
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        scale, shift = 6.0 * attrs.get("alpha", 0.2), 6.0 * attrs.get("beta", 0.5)
+        x, tag = node.input[0], node.name or node.output[0]
+        conv = producer.get(x)
+        if (conv is not None and conv.op_type == "Conv" and len(uses[x]) == 1 and conv.input[1] in inits
+                and (len(conv.input) < 3 or conv.input[2] in inits)):
+            _affine_conv(graph, conv, inits, scale, shift, tag)
+        else:
+            for op, value in (("Mul", scale), ("Add", shift)):
+                if value != (1.0 if op == "Mul" else 0.0):
+                    const = f"{tag}_{op.lower()}"
+                    graph.initializer.append(numpy_helper.from_array(np.asarray([value], np.float32), const))
+                    out.append(onnx.helper.make_node(op, [x, const], [f"{const}_out"], name=f"{tag}_{op}"))
+                    x = f"{const}_out"
+        lo, hi = f"{tag}_clip_min", f"{tag}_clip_max"
+        graph.initializer.extend([numpy_helper.from_array(np.asarray(0.0, np.float32), lo),
+                                  numpy_helper.from_array(np.asarray(6.0, np.float32), hi)])
+        sixth = f"{tag}_sixth"
+        graph.initializer.append(numpy_helper.from_array(np.asarray([1.0 / 6.0], np.float32), sixth))
+        out.append(onnx.helper.make_node("Clip", [x, lo, hi], [f"{tag}_relu6"], name=f"{tag}_Relu6"))
+        out.append(onnx.helper.make_node("Mul", [f"{tag}_relu6", sixth], list(node.output), name=f"{tag}_Sixth"))
+    del graph.node[:]
+    graph.node.extend(out)
+
+
+def _affine_conv(graph: onnx.GraphProto, conv: onnx.NodeProto, inits: dict, scale: float, shift: float,
+                 tag: str) -> None:
+    """Give `conv` its own weight and bias initializers computing `scale * conv(x) + shift`."""
+    w = numpy_helper.to_array(inits[conv.input[1]])
+    b = numpy_helper.to_array(inits[conv.input[2]]) if len(conv.input) > 2 else np.zeros(w.shape[0], w.dtype)
+    w_name, b_name = f"{conv.input[1]}_hs_{tag}", f"{tag}_hs_bias"
+    graph.initializer.append(numpy_helper.from_array((w * np.asarray(scale, w.dtype)).astype(w.dtype), w_name))
+    graph.initializer.append(numpy_helper.from_array((b * np.asarray(scale, b.dtype) + np.asarray(shift, b.dtype))
+                                                     .astype(b.dtype), b_name))
+    conv.input[1] = w_name
+    if len(conv.input) > 2:
+        conv.input[2] = b_name
+    else:
+        conv.input.append(b_name)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_onnx, check_parity, save_onnx
+from pipeline.io.file_metadata import set_onnx_metadata
 
 
 def parity_input(imgsz: int, batch: int = 1, seed: int = 0) -> np.ndarray:
@@ -100,12 +101,14 @@ def _toposort(graph: onnx.GraphProto) -> None:
 
 
 def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13, simplify: bool = True,
-                fp16_path: str | Path | None = None, dynamic_batch: bool = False) -> dict:
+                fp16_path: str | Path | None = None, dynamic_batch: bool = False,
+                metadata: dict | None = None) -> dict:
     """Export `model` (its export form `model(x) -> (boxes, scores)`) to ONNX at `path`.
 
     Steps: TorchScript exporter (`dynamo=False`: small, stable graphs) -> onnxsim -> `onnx.checker` -> atomic
     write -> onnxruntime parity against torch on `parity_input(imgsz)`. With `fp16_path`, also writes an
-    FP16-weight copy with FP32 I/O and compares it with the FP32 graph.
+    FP16-weight copy with FP32 I/O and compares it with the FP32 graph. `metadata` (pipeline/io/file_metadata.py:
+    class names, image size, ...) is written into both files' metadata_props.
 
     Returns {path, opset, size_bytes, parity: {boxes, scores} (max abs diff vs torch), seconds,
     [fp16_path, fp16_size_bytes, fp16_diff: {boxes, scores}]}.
@@ -128,6 +131,8 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13,
     got = run_onnx(proto, x)  # checked in memory: a graph that fails parity never replaces the file on disk
     parity = {n: _max_abs(got[n], r) for n, r in zip(OUTPUT_NAMES, ref)}
     check_parity("onnx_fp32", parity, imgsz, path)
+    if metadata:
+        set_onnx_metadata(proto, metadata)
     save_onnx(proto, path)
     result = {
         "path": str(path), "opset": opset, "size_bytes": path.stat().st_size, "parity": parity,
@@ -143,6 +148,8 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13,
         got16 = run_onnx(half, x)
         fp16_diff = {n: _max_abs(got16[n], got[n]) for n in OUTPUT_NAMES}
         check_parity("onnx_fp16", fp16_diff, imgsz, fp16_path)
+        if metadata:
+            set_onnx_metadata(half, metadata)
         save_onnx(half, fp16_path)
         result.update(fp16_path=str(fp16_path), fp16_size_bytes=fp16_path.stat().st_size, fp16_diff=fp16_diff)
     result["seconds"] = time.perf_counter() - t0

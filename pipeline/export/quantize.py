@@ -20,6 +20,7 @@ import onnx
 
 from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_images, load_onnx, save_onnx
 from pipeline.io.atomic import atomic_write_bytes
+from pipeline.io.file_metadata import read_onnx_metadata, set_onnx_metadata
 
 PRESETS = ("mixed", "performance")
 
@@ -132,6 +133,7 @@ def quantize_onnx_int8(fp32_onnx: str | Path, out_path: str | Path, calib_images
         raise ExportError(f"{out_path}: NNCF changed the output names {[o.name for o in model.graph.output]} -> {got}")
     if count_qdq(qmodel)["QuantizeLinear"] == 0:
         raise ExportError(f"{out_path}: NNCF inserted no QuantizeLinear nodes")
+    set_onnx_metadata(qmodel, read_onnx_metadata(model))  # class names etc. travel from the FP32 graph
     return save_onnx(qmodel, out_path)
 
 

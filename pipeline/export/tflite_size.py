@@ -18,38 +18,22 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.io.tflite_file import read_model, schema, write_model
+
 FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 STRIP_CHECK = 32  # images both files run on before the stripped one replaces the converted one
-KEEP_METADATA = (b"min_runtime_version",)  # read by the runtime to refuse a model newer than itself
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
-
-
-def read_model(path: str | Path) -> Any:
-    """The file as the schema's object tree (`ModelT`)."""
-    schema = _schema()
-    data = Path(path).read_bytes()
-    if data[4:8] != b"TFL3":
-        raise ValueError(f"{path}: not a TFLite flatbuffer (expected the TFL3 identifier)")
-    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-
-
-def write_model(model: Any) -> bytes:
-    import flatbuffers
-
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+KEEP_METADATA = (b"min_runtime_version",  # read by the runtime to refuse a model newer than itself
+                 b"leafyolo")  # ours: class names, image size, input quantisation (pipeline/io/file_metadata.py)
 
 
 def _op_names(model: Any) -> list[str]:
-    schema = _schema()
-    by_code = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    by_code = {v: k for k, v in vars(schema().BuiltinOperator).items() if not k.startswith("_")}
     return [by_code.get(max(c.builtinCode, c.deprecatedBuiltinCode), "CUSTOM") for c in model.operatorCodes]
+
+
+def op_types(path: str | Path) -> set[str]:
+    """The builtin operator names a .tflite file uses (e.g. {"CONV_2D", "ADD"})."""
+    return set(_op_names(read_model(path)))
 
 
 def _roles(model: Any) -> dict[int, str]:
@@ -79,14 +63,16 @@ def _quant_bytes(tensor: Any) -> int:
 
 
 def size_breakdown(path: str | Path) -> dict[str, Any]:
-    """{total, parts: {weights, biases, constants, quantization, names, structure} in bytes, percent, params,
+    """{total, parts: {weights, biases, constants, quantization, names, metadata, structure} in bytes, percent, params,
     bytes_per_param}; `params` counts the weight and bias elements (what a framework calls parameters, with the
     batch-norm folded in)."""
     model = read_model(path)
     total = Path(path).stat().st_size
     roles = _roles(model)
-    parts = dict.fromkeys(("weights", "biases", "constants", "quantization", "names"), 0)
+    parts = dict.fromkeys(("weights", "biases", "constants", "quantization", "names", "metadata"), 0)
     params = 0
+    for m in model.metadata or []:  # the entries' buffers (ours: class names, image size, input quantisation)
+        roles[m.buffer] = "metadata"
     for index, buffer in enumerate(model.buffers):
         size = len(buffer.data) if buffer.data is not None else 0
         if size:
@@ -126,11 +112,13 @@ def strip_model(model: Any) -> dict[str, int]:
     return removed
 
 
-def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray) -> dict[str, Any]:
-    """Write `src` without unread bytes to `dst` (atomically) after checking that LiteRT gives bit-identical
-    outputs on `check_images` (float NCHW [0, 1]); any difference raises ExportError and writes nothing."""
+def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray, micro: bool = True) -> dict[str, Any]:
+    """Write `src` without unread bytes to `dst` (atomically) after checking that LiteRT (and with `micro`,
+    TensorFlow Lite Micro) gives bit-identical outputs on `check_images` (float NCHW [0, 1]); any difference raises
+    ExportError and writes nothing."""
     from pipeline.export.common import ExportError
     from pipeline.infer.backends import TFLiteBackend
+    from pipeline.infer.tflm import TFLMBackend
     from pipeline.io.atomic import atomic_write_bytes
 
     size_before = Path(src).stat().st_size  # before `dst`, which may be `src`, is replaced
@@ -140,13 +128,15 @@ def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray) -> 
     tmp = Path(f"{dst}.check.tflite")
     tmp.write_bytes(data)
     try:
-        before, after = TFLiteBackend(src), TFLiteBackend(tmp)
-        for i in range(len(check_images)):
-            x = check_images[i:i + 1]
-            for a, b in zip(before(x), after(x)):
-                if not np.array_equal(a, b):
-                    raise ExportError(f"{src}: stripping changed LiteRT's outputs (max diff "
-                                      f"{float(np.abs(a - b).max()):.3g}); kept the file as converted")
+        runtimes = [("LiteRT", TFLiteBackend)] + ([("TFLM", TFLMBackend)] if micro else [])
+        for runtime, backend in runtimes:
+            before, after = backend(src), backend(tmp)
+            for i in range(len(check_images)):
+                x = check_images[i:i + 1]
+                for a, b in zip(before(x), after(x)):
+                    if not np.array_equal(a, b):
+                        raise ExportError(f"{src}: stripping changed {runtime}'s outputs (max diff "
+                                          f"{float(np.abs(a - b).max()):.3g}); kept the file as converted")
     finally:
         tmp.unlink(missing_ok=True)
     atomic_write_bytes(dst, data)

@@ -5,7 +5,9 @@ models through it. Each backend runs ONLY the graph; pre/post-processing is shar
 pipeline/infer/predict.py).
 
 Protocol: ``backend(batch float32 NCHW in [0, 1]) -> (boxes [B, N, 4] float32, scores [B, N, nc] float32)``,
-with attributes ``imgsz`` (int or None when unknown), ``name`` and ``params`` (None unless the file says).
+with attributes ``imgsz`` (int or None when unknown), ``name`` and ``params`` (None unless the file says); file
+backends also have ``metadata`` (what the file carries: class names, image size, ...; pipeline/io/file_metadata.py)
+and ``names`` (its class names, [] when it carries none).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.infer.postprocess import make_anchors, to_numpy
+from pipeline.io.file_metadata import decode_value, read_tflite_metadata
 
 Outputs = tuple[np.ndarray, np.ndarray]
 
@@ -195,6 +198,8 @@ class OnnxBackend:
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.imgsz = imgsz or (shape[-1] if isinstance(shape[-1], int) else None)
         self.name = f"onnx:{path.name}"
+        self.metadata = {k: decode_value(v) for k, v in self.session.get_modelmeta().custom_metadata_map.items()}
+        self.names = [str(n) for n in self.metadata.get("names") or []]
 
     def _run(self, x: np.ndarray) -> Outputs:
         outs = self.session.run(self.output_names, {self.input_name: x.astype(self.input_dtype)})
@@ -224,6 +229,8 @@ class TFLiteBackend:
         self.imgsz = imgsz or int(self.input["shape"][1])
         self.name = f"tflite:{path.name}"
         self.params = None
+        self.metadata = read_tflite_metadata(path)
+        self.names = [str(n) for n in self.metadata.get("names") or []]
         self.order: tuple[int, int] | None = None  # positions of (boxes, scores) in get_output_details()
 
     def _output_names(self) -> dict[int, str]:

@@ -37,21 +37,22 @@ def atomic_copy(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
-def _replaceable(out_dir: Path) -> bool:
-    return not any(out_dir.iterdir()) or (out_dir / "data.yaml").is_file()
+def _replaceable(out_dir: Path, marker: str) -> bool:
+    return not any(out_dir.iterdir()) or (out_dir / marker).is_file()
 
 
 @contextlib.contextmanager
-def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
+def atomic_dir(out_dir: str | Path, marker: str = "data.yaml") -> Iterator[Path]:
     """Yield a temporary folder next to ``out_dir``; on success it replaces ``out_dir`` in one rename.
 
-    An existing ``out_dir`` is replaced only if it is empty or holds a ``data.yaml`` (a dataset we made);
-    anything else raises ``FileExistsError`` so user folders are never deleted. On error the
-    temporary folder is removed and ``out_dir`` is left untouched.
+    An existing ``out_dir`` is replaced only if it is empty or holds ``marker`` (a ``data.yaml``: a dataset we
+    made; a web bundle's ``manifest.json``); anything else raises ``FileExistsError`` so user folders are never
+    deleted. On error the temporary folder is removed and ``out_dir`` is left untouched.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and _replaceable(out_dir)):
-        raise FileExistsError(f"{out_dir}: exists and is not a dataset folder (no data.yaml); refusing to replace it")
+    if out_dir.exists() and not (out_dir.is_dir() and _replaceable(out_dir, marker)):
+        raise FileExistsError(f"{out_dir}: exists and is not a folder this project wrote (no {marker}); "
+                              "refusing to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o755)

@@ -23,14 +23,16 @@ from pipeline.config.stages import (
     FinetuneParams,
     GateParams,
     OnnxParams,
+    PlotsParams,
     PruneParams,
     TeacherParams,
+    WebParams,
 )
 
 SECTIONS: dict[str, type] = {
     "data": DataParams, "teacher": TeacherParams, "distill": DistillParams, "prune": PruneParams,
     "finetune": FinetuneParams, "calibrate": CalibrateParams, "onnx": OnnxParams, "evaluate": EvaluateParams,
-    "gate": GateParams,
+    "gate": GateParams, "web": WebParams, "plots": PlotsParams,
 }
 
 
@@ -45,6 +47,8 @@ class ChainParams:
     onnx: OnnxParams
     evaluate: EvaluateParams
     gate: GateParams
+    web: WebParams
+    plots: PlotsParams
 
 
 def load_chain(path: str | Path) -> ChainParams:
