@@ -105,9 +105,8 @@ class LEAFYOLO(nn.Module):
         side = sidecar_path(path)
         if not meta and side.is_file():  # a TFLite exported by an older version: `<file>.json` beside it
             meta = json.loads(side.read_text())
-        if meta.get("names"):
-            names = meta["names"]
-            self.names = [str(n) for n in (json.loads(names) if isinstance(names, str) else names)]
+        if meta.get("names"):  # decoded already: backend.metadata and the sidecar are JSON
+            self.names = [str(n) for n in meta["names"]]
         self.imgsz = int(self.backend.imgsz or meta.get("imgsz") or DEFAULT_IMGSZ)
         self.data = meta.get("data") or None
 

@@ -118,7 +118,7 @@ def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray, mic
     ExportError and writes nothing."""
     from pipeline.export.common import ExportError
     from pipeline.infer.backends import TFLiteBackend
-    from pipeline.infer.tflm import TFLMBackend
+    from pipeline.infer.tflm import ARENA_CEILING, TFLMBackend
     from pipeline.io.atomic import atomic_write_bytes
 
     size_before = Path(src).stat().st_size  # before `dst`, which may be `src`, is replaced
@@ -128,7 +128,13 @@ def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray, mic
     tmp = Path(f"{dst}.check.tflite")
     tmp.write_bytes(data)
     try:
-        runtimes = [("LiteRT", TFLiteBackend)] + ([("TFLM", TFLMBackend)] if micro else [])
+        def micro_backend(path: Path) -> TFLMBackend:  # the check needs a roomy arena, not the smallest one
+            try:
+                return TFLMBackend(path, arena_size=ARENA_CEILING)
+            except RuntimeError as e:
+                raise ExportError(f"{src} does not run under TensorFlow Lite Micro: {e}") from e
+
+        runtimes = [("LiteRT", TFLiteBackend)] + ([("TFLM", micro_backend)] if micro else [])
         for runtime, backend in runtimes:
             before, after = backend(src), backend(tmp)
             for i in range(len(check_images)):

@@ -65,6 +65,19 @@ def _interpreter(model: bytes, arena_size: int):
     return runtime.Interpreter.from_bytes(model, arena_size=arena_size)
 
 
+def _load(model: bytes, arena_size: int, path: str | Path):
+    """A TFLM interpreter for `model`, or a RuntimeError naming `path` and quoting what TFLM printed (e.g. the op it
+    has no kernel for)."""
+    printed: list[str] = []
+    try:
+        with _quiet_native_stderr(printed):
+            return _interpreter(model, arena_size)
+    except RuntimeError as e:
+        said = " ".join(printed).replace("\n", "; ")
+        raise RuntimeError(f"{path}: TFLM cannot load the model in a {arena_size:,}-byte arena ({e}); "
+                           f"it said: {said}") from e
+
+
 def _runs_in(model: bytes, arena_size: int, shape: tuple[int, ...], dtype) -> bool:
     try:
         with _quiet_native_stderr():
@@ -80,13 +93,7 @@ def min_arena_bytes(path: str | Path) -> int:
     """The smallest tensor arena (bytes, to `ARENA_STEP`) in which TFLM loads the model AND runs one inference."""
     path = Path(path)
     model = path.read_bytes()
-    printed: list[str] = []
-    try:
-        with _quiet_native_stderr(printed):
-            probe = _interpreter(model, ARENA_CEILING)
-    except RuntimeError as e:
-        raise RuntimeError(f"{path}: TFLM cannot load the model ({e}); it said: " + " ".join(printed).replace("\n", "; ")) from e
-    d = _detail(probe.get_input_details(0))
+    d = _detail(_load(model, ARENA_CEILING, path).get_input_details(0))
     shape, dtype = tuple(int(s) for s in d["shape"]), d["dtype"]
     if not _runs_in(model, ARENA_CEILING, shape, dtype):
         raise RuntimeError(f"{path}: TFLM cannot run the model even with a {ARENA_CEILING:,}-byte arena")
@@ -107,12 +114,7 @@ class TFLMBackend:
             raise FileNotFoundError(f"TFLite model not found: {path}")
         model = path.read_bytes()
         self.arena_size = int(arena_size or min_arena_bytes(path))
-        try:
-            with _quiet_native_stderr():
-                self.interpreter = _interpreter(model, self.arena_size)
-        except RuntimeError as e:
-            raise RuntimeError(f"{path}: TFLM could not load the model in a {self.arena_size:,}-byte arena "
-                               f"(an op without a TFLM kernel, or the arena too small): {e}") from e
+        self.interpreter = _load(model, self.arena_size, path)
         litert = TFLiteBackend(path)  # names the outputs as LiteRT does (signature keys), same order as TFLM's
         self.output_names = [litert.output_names.get(d["index"], d["name"])
                              for d in litert.interpreter.get_output_details()]
