@@ -35,6 +35,7 @@ from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_
 from pipeline.export.graph_prep import prepare_for_onnx2tf
 from pipeline.io.atomic import atomic_copy
 
+QUANT_TYPES = ("per-channel", "per-tensor")  # onnx2tf -qt: one scale per output channel of a filter, or per filter
 N_CHECK = 4  # calibration images the converted file is compared on against the ONNX
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_OPTIONS = {
@@ -162,7 +163,7 @@ def compare_tflite(tflite_path: str | Path, onnx_path: str | Path, images: np.nd
 
 def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images: np.ndarray,
                        workdir: str | Path | None = None, out_path: str | Path | None = None,
-                       keep_float32: bool = True) -> dict:
+                       keep_float32: bool = True, quant_type: str = "per-channel") -> dict:
     """Convert the FP32 (simplified) ONNX to a full-INT8 TFLite at `out_path` (default
     `out_dir/model_int8.tflite`), calibrated on `calib_images` (float32 NCHW [n, 3, S, S] in [0, 1]).
 
@@ -181,7 +182,9 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
     fp32_onnx, out_dir = Path(fp32_onnx), Path(out_dir)
     out_path = Path(out_path) if out_path else out_dir / "model_int8.tflite"
     model = load_onnx(fp32_onnx)
-    options = {**ONNX2TF_OPTIONS, "quant_type": "per-channel"}
+    if quant_type not in QUANT_TYPES:
+        raise ValueError(f"quant_type must be one of {QUANT_TYPES}, got {quant_type!r}")
+    options = {**ONNX2TF_OPTIONS, "quant_type": quant_type}
     require_fp32(model, fp32_onnx)
     calib = check_images(calib_images, "calib_images")
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]

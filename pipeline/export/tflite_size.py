@@ -5,9 +5,11 @@ buffers, quantisation tables (a float32 scale and an int64 zero point per channe
 biases), tensor names, and the graph structure (everything else: operators, options, offsets, padding).
 
 `strip_tflite` rewrites a file without what the interpreter does not need to run it: tensor names (signature keys,
-which callers use, are kept) and the converter's metadata. The result is checked by running both files on the same
-images: its outputs must be bit-identical, or the stripped file is refused. Measured on the default model, and kept
-out on purpose: LiteRT refuses per-channel weights with one zero point instead of one per channel ("Must have same
+which callers use, are kept), the converter's metadata and the empty buffer each activation tensor gets (they all
+point at the empty buffer 0 instead), and writes every distinct vector once (pipeline/io/tflite_file.py: the int64
+zero points of all per-channel tensors of one width are one array). The result is checked by running both files on
+the same images: its outputs must be bit-identical, or the stripped file is refused. Measured on the default model,
+and kept out on purpose: LiteRT refuses per-channel weights with one zero point instead of one per channel ("Must have same
 number"), and dropping the bias quantisation changes the outputs (max diff 3.2), so the quantisation tables stay.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.io.tflite_file import read_model, schema, write_model
+from pipeline.io.tflite_file import read_model, read_root, schema, write_model
 
 FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 STRIP_CHECK = 32  # images both files run on before the stripped one replaces the converted one
@@ -51,38 +53,53 @@ def _roles(model: Any) -> dict[int, str]:
     return roles
 
 
-def _quant_bytes(tensor: Any) -> int:
-    q = tensor.quantization
-    if q is None:
-        return 0
-    n = 0
-    for values, width in ((q.scale, 4), (q.zeroPoint, 8), (q.min, 4), (q.max, 4)):
-        if values is not None:
-            n += len(values) * width
-    return n
+# Vector fields by their slot in the schema's tables (schema.fbs field order).
+_BUFFER_DATA = 0
+_TENSOR_NAME = 3
+_QUANT_VECTORS = ((0, 4), (1, 4), (2, 4), (3, 8))  # QuantizationParameters min, max, scale (float32), zero_point (int64)
+
+
+def _span(table: Any, slot: int, width: int) -> tuple[int, int] | None:
+    """(position in the file, bytes) of a table's vector field, or None when the field is absent: where the file
+    stores it, so a vector shared by several tables is counted once."""
+    offset = table._tab.Offset(4 + 2 * slot)
+    if not offset:
+        return None
+    return table._tab.Vector(offset), table._tab.VectorLen(offset) * width
 
 
 def size_breakdown(path: str | Path) -> dict[str, Any]:
     """{total, parts: {weights, biases, constants, quantization, names, metadata, structure} in bytes, percent, params,
     bytes_per_param}; `params` counts the weight and bias elements (what a framework calls parameters, with the
-    batch-norm folded in)."""
-    model = read_model(path)
+    batch-norm folded in). Each vector is counted once where the file stores it (tables may share one)."""
+    model, root = read_model(path), read_root(path)
     total = Path(path).stat().st_size
     roles = _roles(model)
-    parts = dict.fromkeys(("weights", "biases", "constants", "quantization", "names", "metadata"), 0)
-    params = 0
     for m in model.metadata or []:  # the entries' buffers (ours: class names, image size, input quantisation)
         roles[m.buffer] = "metadata"
-    for index, buffer in enumerate(model.buffers):
-        size = len(buffer.data) if buffer.data is not None else 0
-        if size:
-            parts[roles.get(index, "constants")] += size
-    for sg in model.subgraphs:
-        for t in sg.tensors:
-            parts["quantization"] += _quant_bytes(t)
-            parts["names"] += len(t.name or b"")
-            if roles.get(t.buffer) in ("weights", "biases"):
-                params += int(np.prod(t.shape))
+    spans: dict[tuple[int, int], str] = {}
+    for index in range(root.BuffersLength()):
+        span = _span(root.Buffers(index), _BUFFER_DATA, 1)
+        if span and span[1]:
+            spans.setdefault(span, roles.get(index, "constants"))
+    params = 0
+    for g in range(root.SubgraphsLength()):
+        sg = root.Subgraphs(g)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            name = _span(t, _TENSOR_NAME, 1)
+            if name:
+                spans.setdefault(name, "names")
+            q = t.Quantization()
+            for slot, width in _QUANT_VECTORS if q is not None else ():
+                span = _span(q, slot, width)
+                if span:
+                    spans.setdefault(span, "quantization")
+            if roles.get(t.Buffer()) in ("weights", "biases"):
+                params += int(np.prod(t.ShapeAsNumpy()))
+    parts = dict.fromkeys(("weights", "biases", "constants", "quantization", "names", "metadata"), 0)
+    for (_, nbytes), part in spans.items():
+        parts[part] += nbytes
     parts["structure"] = total - sum(parts.values())
     return {"total": total, "parts": parts, "percent": {k: 100.0 * v / total for k, v in parts.items()},
             "params": params, "bytes_per_param": total / max(params, 1)}
@@ -96,12 +113,11 @@ def format_breakdown(size: dict[str, Any]) -> str:
 
 def strip_model(model: Any) -> dict[str, int]:
     """Remove, in place, what the interpreter does not read; returns how many items of each kind went."""
-    removed = {"names": 0, "metadata": 0}
+    removed = {"names": 0, "metadata": 0, "empty_buffers": 0}
     for sg in model.subgraphs:
         for t in sg.tensors:
-            if t.name:
-                t.name = b""
-                removed["names"] += 1
+            removed["names"] += bool(t.name)
+            t.name = None  # not even an empty string: the runtimes read a missing name as ""
     if model.metadata:
         kept = [m for m in model.metadata if m.name in KEEP_METADATA]
         dropped = [m for m in model.metadata if m.name not in KEEP_METADATA]
@@ -109,7 +125,29 @@ def strip_model(model: Any) -> dict[str, int]:
             model.buffers[m.buffer].data = None
         model.metadata = kept
         removed["metadata"] = len(dropped)
+    removed["empty_buffers"] = _share_empty_buffer(model)
     return removed
+
+
+def _empty(buffer: Any) -> bool:
+    return (buffer.data is None or len(buffer.data) == 0) and not buffer.offset and not buffer.size
+
+
+def _share_empty_buffer(model: Any) -> int:
+    """Point every tensor without constant data at buffer 0 (the schema's empty sentinel) and drop the other empty
+    buffers, renumbering the rest; returns how many went. Leaves the file as is when buffer 0 is not empty."""
+    if not model.buffers or not _empty(model.buffers[0]):
+        return 0
+    keep = [0] + [i for i, b in enumerate(model.buffers) if i and not _empty(b)]
+    index = {old: new for new, old in enumerate(keep)}
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            t.buffer = index.get(t.buffer, 0)
+    for m in model.metadata or []:
+        m.buffer = index[m.buffer]
+    dropped = len(model.buffers) - len(keep)
+    model.buffers = [model.buffers[i] for i in keep]
+    return dropped
 
 
 def strip_tflite(src: str | Path, dst: str | Path, check_images: np.ndarray, micro: bool = True) -> dict[str, Any]:
