@@ -17,6 +17,7 @@ import torch
 
 from leafyolo.metadata import metadata, sidecar_path
 from leafyolo.options import ExportOptions
+from pipeline.config.stages import QUANT_TYPES
 from pipeline.data.calibration import draw_calibration_images
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.labels import list_images
@@ -26,6 +27,7 @@ from pipeline.export.onnx_export import export_onnx
 from pipeline.export.quantize import load_calibration_set, quantize_onnx_int8
 from pipeline.export.tflite_export import export_tflite_int8
 from pipeline.export.tflite_float import export_tflite_float
+from pipeline.export.tflite_size import STRIP_CHECK, strip_tflite
 from pipeline.io.atomic import atomic_write_bytes
 from pipeline.io.file_metadata import embed_tflite_metadata
 from pipeline.model.script import script_model
@@ -85,6 +87,8 @@ def _check(o: ExportOptions, fmt: str, imgsz: int) -> None:
     if fmt == "torchscript" and (o.fp16 or o.int8):
         raise ValueError("TorchScript exports the FP32 model (any batch and size); for fp16 / int8 use format='onnx' "
                          "or format='tflite'")
+    if o.quant_type not in QUANT_TYPES:
+        raise ValueError(f"quant_type must be one of {QUANT_TYPES}, got {o.quant_type!r}")
     if fmt == "tflite" and o.dynamic:
         raise ValueError("dynamic=True is for ONNX; TFLite files take batch 1 (our LiteRT backend loops over images)")
 
@@ -144,10 +148,13 @@ def export_model(model: Any, o: ExportOptions, names: list[str], default_imgsz: 
             fp32 = Path(tmp) / "fp32.onnx"
             export_onnx(model, fp32, imgsz, opset=o.opset_version, simplify=o.simplify)
             if o.int8:
-                export_tflite_int8(fp32, path.parent, calib, out_path=path, keep_float32=False)
+                export_tflite_int8(fp32, path.parent, calib, out_path=path, keep_float32=False,
+                                   quant_type=o.quant_type)
             else:
                 export_tflite_float(fp32, path, half=o.fp16)
         embed_tflite_metadata(path, path, meta)  # the file alone says what it detects
+        if o.int8:  # the file the tflite stage ships: unread bytes removed, outputs checked bit-identical
+            strip_tflite(path, path, calib[:STRIP_CHECK])
         sidecar_path(path).write_text(json.dumps(meta, indent=2) + "\n")  # kept for tools that read the sidecar
     size = path.stat().st_size
     print(f"exported {path} ({size:,} bytes, {size / 1e6:.2f} MB)", flush=True)

@@ -90,6 +90,7 @@ class ExportOptions:
     int8: bool = opt(False, "INT8: full-integer TFLite (int8 input/output) or NNCF QDQ ONNX, calibrated on data")
     data: Any = opt(None, "data.yaml whose train split calibrates INT8 (default: the training data)")
     calib_images: int = opt(128, "number of calibration images (at most the train split)")
+    quant_type: str = opt("per-tensor", "INT8 TFLite weight scales: per-tensor (smaller file) or per-channel")
     include_nms: bool = opt(False, "ONNX FP32 only: decode + NMS in the graph, output detections [K, 7] = "
                                    "(batch, x1, y1, x2, y2, score, class)")
     nms_conf: float = opt(0.25, "score threshold of the in-graph NMS")

@@ -10,7 +10,7 @@ from pipeline.compress.bytes_model import fit_for
 from pipeline.compress.prune import prune, prune_to_bytes
 from pipeline.config.params import load_section
 from pipeline.config.seeding import warm_up_math_kernels
-from pipeline.config.stages import PruneParams
+from pipeline.config.stages import PruneParams, TfliteParams
 from pipeline.io.checkpoint import save_checkpoint
 from pipeline.io.model_loader import load_model
 from pipeline.stage.steps import Steps, stage_args
@@ -20,14 +20,15 @@ def main() -> None:
     args = stage_args(__doc__, ("model", "distilled student checkpoint"), ("out", "pruned checkpoint to write"),
                       ("metrics", "metrics JSON to write"))
     p = load_section(args.params, "prune", PruneParams)
+    quant_type = load_section(args.params, "tflite", TfliteParams).quant_type  # the bytes model depends on it
     warm_up_math_kernels()
     step = Steps("prune", 3)
     step(f"loading {args.model}")
     model, ckpt = load_model(args.model)
     extra = {}
     if p.target_bytes:
-        fit = fit_for(model.variant)  # fails now, before any search, for a variant without a bytes model
-        step(f"pruning to a {p.target_bytes:,}-byte INT8 file ({p.importance} importance)")
+        fit = fit_for(model.variant, quant_type)  # fails now, before any search, for a variant without a bytes model
+        step(f"pruning to a {p.target_bytes:,}-byte INT8 file ({quant_type} scales, {p.importance} importance)")
         result, predicted = prune_to_bytes(model, p.target_bytes, ckpt["imgsz"], fit, importance=p.importance)
         extra = {"target_bytes": p.target_bytes, "predicted_tflite_bytes": round(predicted)}
     else:

@@ -1,8 +1,9 @@
-"""Stage `tflite`: full-integer INT8 TFLite (INT8 input and output) from the FP32 ONNX through onnx2tf,
-calibrated with the exact calibration set of the `calibrate` stage, fully offline; then stripped of what LiteRT
-never reads (tensor names, converter metadata) with bit-identical outputs, and broken down by where its bytes go;
-finally loaded in TensorFlow Lite Micro (failing when an op has no TFLM kernel), its smallest tensor arena measured,
-and written as a C source/header pair for firmware. The ONNX's metadata (class names, image size, variant) travels
+"""Stage `tflite`: full-integer INT8 TFLite (INT8 input and output) from the FP32 ONNX through onnx2tf, with one
+weight scale per filter or per output channel (`tflite.quant_type`), calibrated with the exact calibration set of
+the `calibrate` stage, fully offline; then stripped of what LiteRT never reads (tensor names, converter metadata,
+repeated tables) with bit-identical outputs, and broken down by where its bytes go; finally loaded in TensorFlow
+Lite Micro (failing when an op has no TFLM kernel), its smallest tensor arena measured, and written as a C
+source/header pair for firmware. The ONNX's metadata (class names, image size, variant) travels
 into the file (a `leafyolo` metadata entry) with the input quantisation."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from pipeline.config.params import load_section
 from pipeline.config.seeding import warm_up_math_kernels
-from pipeline.config.stages import PruneParams
+from pipeline.config.stages import PruneParams, TfliteParams
 from pipeline.export.c_array import write_c_array
 from pipeline.export.common import ExportError
 from pipeline.export.quantize import load_calibration_set
@@ -28,17 +29,19 @@ def main() -> None:
                       ("c_source", "C source to write (the model bytes as an array)"),
                       ("metrics", "metrics JSON to write"))
     target_bytes = load_section(args.params, "prune", PruneParams).target_bytes
+    quant_type = load_section(args.params, "tflite", TfliteParams).quant_type
     warm_up_math_kernels()
     step = Steps("tflite", 5)
     images = load_calibration_set(args.calib)
-    step(f"converting {args.onnx} with onnx2tf, calibrated on {len(images)} images")
-    info = export_tflite_int8(args.onnx, Path(args.out).parent, images, out_path=args.out, keep_float32=False)
+    step(f"converting {args.onnx} with onnx2tf ({quant_type} weight scales), calibrated on {len(images)} images")
+    info = export_tflite_int8(args.onnx, Path(args.out).parent, images, out_path=args.out, keep_float32=False,
+                              quant_type=quant_type)
     meta = {**read_onnx_metadata(args.onnx), "input": {k: info["input"][k] for k in ("dtype", "scale", "zero_point",
                                                                                       "layout", "shape")},
             "outputs": {name: {k: o[k] for k in ("position", "shape", "scale", "zero_point")}
                         for name, o in info["outputs"].items()}}
     embed_tflite_metadata(args.out, args.out, meta)
-    step(f"stripping what LiteRT never reads, outputs checked bit-identical (LiteRT and TFLM) on "
+    step(f"stripping what LiteRT never reads and sharing repeated tables, outputs checked bit-identical (LiteRT and TFLM) on "
          f"{min(len(images), STRIP_CHECK)} images")
     stripped = strip_tflite(args.out, args.out, images[:STRIP_CHECK])
     size = size_breakdown(args.out)

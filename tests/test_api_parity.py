@@ -29,6 +29,7 @@ import pytest
 
 from leafyolo import LEAFYOLO
 from pipeline.export.onnx_export import run_onnx
+from pipeline.export.tflite_size import size_breakdown
 from pipeline.infer.postprocess import box_iou_one, postprocess
 from pipeline.infer.predict import preprocess, read_image
 
@@ -103,6 +104,8 @@ def test_pt_and_int8_tflite_agree_within_quantisation_error(trained):
     tfl = LEAFYOLO(path)
     assert tfl.backend.input["dtype"] == np.int8  # full integer: int8 input (and outputs)
     assert tfl.names == ["square", "disc"]  # from the <file>.json beside it
+    size = size_breakdown(path)  # stripped like the tflite stage's file, per-tensor weight scales by default
+    assert size["parts"]["names"] == 0 and size["parts"]["quantization"] < 16 * len(tfl.backend.interpreter.get_tensor_details())
     print("int8 tflite", compare(model, tfl, images, **INT8_TFLITE))
     assert tfl.val()["mAP50"] > 0.8  # val() defaults to the recorded training data
 

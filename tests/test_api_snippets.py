@@ -164,7 +164,8 @@ def test_export_onnx_snippet_and_variants(trained_pt):
 
     for bad, match in [(dict(fp16=True, int8=True), "not both"), (dict(format="tflite", dynamic=True), "dynamic"),
                        (dict(include_nms=True, int8=True), "include_nms"), (dict(format="coreml"), "format"),
-                       (dict(img_size=100), "multiple of 32"), (dict(opset=11), "unknown argument")]:
+                       (dict(img_size=100), "multiple of 32"), (dict(opset=11), "unknown argument"),
+                       (dict(format="tflite", int8=True, quant_type="per-block"), "quant_type must be one of")]:
         with pytest.raises(ValueError, match=match):
             model.export(**bad)
     onnx_model = LEAFYOLO(path)

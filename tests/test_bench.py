@@ -72,20 +72,27 @@ def test_deploy_compare_converts_both_families_and_reports_ratios(tmp_path):
     out = tmp_path / "deploy.md"
     _run_bench(["bench.deploy_compare", "--sizes", "64", "--models", "leafyolo_u", "yolov8n", "--calib", "8",
                 "--runs", "3", "--warmup", "1", "--work", str(tmp_path / "work"), "--out", str(out)])
-    rows = {r["model"]: r for r in json.loads(out.with_suffix(".json").read_text())}
-    ours, ref = rows["leafyolo_u"], rows["yolov8n"]
-    assert ref["size_ratio"] == 1.0 and ref["params"] > 3_000_000  # YOLOv8n at nc=80: 3.16M parameters
-    assert ours["params"] < 800_000 and ours["tflite_bytes"] < ref["tflite_bytes"]
-    assert abs(ours["size_ratio"] - ours["tflite_bytes"] / ref["tflite_bytes"]) < 1e-9
+    rows = {(r["model"], r["quant_type"]): r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert sorted(rows) == [(m, q) for m in ("leafyolo_u", "yolov8n") for q in ("per-channel", "per-tensor")]
+    for q in ("per-tensor", "per-channel"):
+        ours, ref = rows["leafyolo_u", q], rows["yolov8n", q]
+        assert ref["size_ratio"] == 1.0 and ref["params"] > 3_000_000  # YOLOv8n at nc=80: 3.16M parameters
+        assert ours["params"] < 800_000 and ours["tflite_bytes"] < ref["tflite_bytes"]
+        assert abs(ours["size_ratio"] - ours["tflite_bytes"] / ref["tflite_bytes"]) < 1e-9
+        assert ours["bytes_per_param"] == ours["tflite_bytes"] / ours["tflite_params"]
+    # per-channel scales cost more per parameter in the narrow model than in YOLOv8n's wide layers
+    extra = {m: rows[m, "per-channel"]["bytes_per_param"] - rows[m, "per-tensor"]["bytes_per_param"]
+             for m in ("leafyolo_u", "yolov8n")}
+    assert extra["leafyolo_u"] > extra["yolov8n"] > 0
     for r in rows.values():
         assert r["tflite_int8_ms"] > 0 and r["onnx_fp32_ms"] > 0 and r["onnx_int8_ms"] > 0 and r["gflops"] > 0
     text = out.read_text()
-    assert "Command: `python -m bench.deploy_compare" in text and "| `yolov8n` | 64 |" in text
+    assert "Command: `python -m bench.deploy_compare" in text and "| `yolov8n` | 64 | per-tensor |" in text
     # a second run with the same --work reuses the converted files: same bytes, latency measured again
     _run_bench(["bench.deploy_compare", "--sizes", "64", "--models", "leafyolo_u", "yolov8n", "--calib", "8",
                 "--runs", "3", "--warmup", "1", "--work", str(tmp_path / "work"), "--out", str(out)])
-    again = {r["model"]: r for r in json.loads(out.with_suffix(".json").read_text())}
-    assert again["yolov8n"]["tflite_bytes"] == ref["tflite_bytes"]
+    again = {(r["model"], r["quant_type"]): r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert all(again[k]["tflite_bytes"] == r["tflite_bytes"] for k, r in rows.items())
 
 
 def test_tflm_arena_measures_ours_and_yolov8n_in_tflm(tmp_path):

@@ -142,6 +142,80 @@ def test_stripping_keeps_litert_and_tflm_outputs_bit_identical(converted, tmp_pa
                 assert np.array_equal(ya, yb)
 
 
+def _quant_positions(path) -> dict[int, int]:
+    """Position in the file of each tensor's zero-point array -> how many tensors point at it."""
+    from pipeline.export.tflite_size import _QUANT_VECTORS, _span
+    from pipeline.io.tflite_file import read_root
+
+    sg, counts = read_root(path).Subgraphs(0), {}
+    slot, width = _QUANT_VECTORS[3]
+    for i in range(sg.TensorsLength()):
+        q = sg.Tensors(i).Quantization()
+        span = _span(q, slot, width) if q is not None else None
+        if span:
+            counts[span[0]] = counts.get(span[0], 0) + 1
+    return counts
+
+
+def test_equal_arrays_and_tables_are_written_once(converted, tmp_path):
+    """write_model shares equal arrays (zero points, shapes) and repeated tables: a smaller file than the schema's
+    own packing with the same tensors, values and outputs, and the size report counts a shared array once."""
+    import flatbuffers
+
+    from pipeline.export.tflite_size import size_breakdown, strip_model
+    from pipeline.io.tflite_file import read_model, write_model
+
+    info, _, calib = converted
+    model = read_model(info["path"])
+    strip_model(model)
+    plain = flatbuffers.Builder(1024)
+    plain.Finish(model.Pack(plain), file_identifier=b"TFL3")
+    (tmp_path / "plain.tflite").write_bytes(bytes(plain.Output()))
+    (tmp_path / "shared.tflite").write_bytes(write_model(model))
+    plain_size, shared_size = size_breakdown(tmp_path / "plain.tflite"), size_breakdown(tmp_path / "shared.tflite")
+    assert shared_size["total"] < plain_size["total"] and sum(shared_size["parts"].values()) == shared_size["total"]
+    assert shared_size["parts"]["quantization"] < plain_size["parts"]["quantization"]
+    shared_zero_points = _quant_positions(tmp_path / "shared.tflite").values()
+    assert max(shared_zero_points) > 1 == max(_quant_positions(tmp_path / "plain.tflite").values())
+    a, b = read_model(tmp_path / "plain.tflite"), read_model(tmp_path / "shared.tflite")
+    for ta, tb in zip(a.subgraphs[0].tensors, b.subgraphs[0].tensors, strict=True):
+        assert list(ta.shape) == list(tb.shape) and ta.buffer == tb.buffer and ta.type == tb.type
+        if ta.quantization is not None:
+            assert np.array_equal(ta.quantization.scale, tb.quantization.scale)
+            assert np.array_equal(ta.quantization.zeroPoint, tb.quantization.zeroPoint)
+    for backend in (TFLiteBackend, TFLMBackend):
+        x, y = backend(tmp_path / "plain.tflite"), backend(tmp_path / "shared.tflite")
+        for img in calib[:4]:
+            assert all(np.array_equal(u, v) for u, v in zip(x(img[None]), y(img[None])))
+
+
+def test_per_channel_scales_cost_bytes_per_output_channel(converted, tmp_path):
+    """`quant_type`: the default file has one weight scale per filter; per-channel has one per output channel
+    (and one per bias value), about 8 more bytes per output channel once stripped."""
+    from pipeline.export.tflite_size import _roles, size_breakdown, strip_tflite
+    from pipeline.io.tflite_file import read_model
+
+    info, d, calib = converted
+    assert info["onnx2tf_options"]["quant_type"] == "per-tensor"
+    out = export_tflite_int8(d / "model.onnx", tmp_path, calib, out_path=tmp_path / "pc.tflite", keep_float32=False,
+                             quant_type="per-channel")
+    assert out["onnx2tf_options"]["quant_type"] == "per-channel"
+    widths = {}
+    for name, path in (("per-tensor", tmp_path / "pt.tflite"), ("per-channel", tmp_path / "pc.tflite")):
+        if name == "per-tensor":
+            shutil.copy(info["path"], path)
+        strip_tflite(path, path, calib[:2])
+        model = read_model(path)
+        roles, tensors = _roles(model), model.subgraphs[0].tensors
+        widths[name] = [len(t.quantization.scale) for t in tensors if roles.get(t.buffer) == "weights"]
+    channels = sum(widths["per-channel"])
+    assert set(widths["per-tensor"]) == {1} and channels > 2 * len(widths["per-channel"])
+    extra = size_breakdown(tmp_path / "pc.tflite")["total"] - size_breakdown(tmp_path / "pt.tflite")["total"]
+    assert 7 * channels < extra < 12 * channels
+    with pytest.raises(ValueError, match="quant_type must be one of"):
+        export_tflite_int8(d / "model.onnx", tmp_path, calib, out_path=tmp_path / "x.tflite", quant_type="per-block")
+
+
 def test_stripping_in_place_reports_the_converted_size(converted, tmp_path):
     """The stage strips its file in place: the size before is the converted file's, not the stripped one's."""
     from pipeline.export.tflite_size import strip_tflite

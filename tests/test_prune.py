@@ -197,5 +197,7 @@ def test_prune_to_bytes_refuses_targets_it_cannot_meet(factor, message):
 def test_a_variant_without_a_bytes_model_is_refused_naming_the_bench():
     from pipeline.compress.bytes_model import fit_for
 
-    with pytest.raises(ValueError, match="bench.tflite_bytes --variant leafyolo_s"):
-        fit_for("leafyolo_s")
+    with pytest.raises(ValueError, match=r"leafyolo_s' with tflite.quant_type='per-tensor'(.|\n)*bench.tflite_bytes"):
+        fit_for("leafyolo_s", "per-tensor")
+    for quant_type in ("per-tensor", "per-channel"):  # the default variant has a fit for each granularity
+        assert fit_for("leafyolo_u", quant_type).max_rel_error < 0.01

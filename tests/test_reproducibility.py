@@ -108,7 +108,8 @@ def without_key(work: Path, dotted: str) -> None:
 
 
 @pytest.mark.parametrize("stage, key", [("gate", "gate.min_map50"), ("data", "data.seed"),
-                                        ("data", "distill.train.lr0"), ("evaluate", "evaluate.bootstrap_seed")])
+                                        ("data", "distill.train.lr0"), ("evaluate", "evaluate.bootstrap_seed"),
+                                        ("data", "tflite.quant_type")])
 def test_a_missing_key_stops_the_stage_naming_it(tiny_chain, tmp_path, stage, key):
     work = tmp_path / "missing"
     shutil.copytree(tiny_chain / "artifacts", work / "artifacts")
@@ -118,6 +119,22 @@ def test_a_missing_key_stops_the_stage_naming_it(tiny_chain, tmp_path, stage, ke
     proc = run_stage(stage, work)
     assert proc.returncode != 0 and f"{key} is missing from params.yaml" in proc.stderr, proc.stderr[-2000:]
     assert tree_hashes(work / "artifacts") == before  # nothing written, nothing lost
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"tflite": {"quant_type": "per-block"}}, "tflite.quant_type must be one of ('per-tensor', 'per-channel'), got 'per-block'"),
+    ({"prune": {"target_bytes": 500_000}, "distill": {"variant": "leafyolo_s"}},
+     "no bytes model for 'leafyolo_s' with tflite.quant_type='per-tensor'"),
+])
+def test_bad_export_params_stop_the_data_stage(tiny_chain, tmp_path, override, message):
+    """An export setting the tflite (or prune) stage could only refuse after the training stages is refused first."""
+    work = tmp_path / "export_params"
+    shutil.copytree(tiny_chain / "artifacts", work / "artifacts")
+    write_params(work, **override)
+    before = tree_hashes(work / "artifacts")
+    proc = run_stage("data", work)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+    assert tree_hashes(work / "artifacts") == before
 
 
 def test_a_calibration_subset_larger_than_the_split_uses_the_whole_split(tiny_chain, tmp_path):

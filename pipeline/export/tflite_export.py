@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config.stages import QUANT_TYPES
 from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_images, check_parity, load_onnx, save_onnx
 from pipeline.export.graph_prep import prepare_for_onnx2tf
 from pipeline.io.atomic import atomic_copy
 
-QUANT_TYPES = ("per-channel", "per-tensor")  # onnx2tf -qt: one scale per output channel of a filter, or per filter
 N_CHECK = 4  # calibration images the converted file is compared on against the ONNX
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_OPTIONS = {
@@ -163,7 +163,7 @@ def compare_tflite(tflite_path: str | Path, onnx_path: str | Path, images: np.nd
 
 def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images: np.ndarray,
                        workdir: str | Path | None = None, out_path: str | Path | None = None,
-                       keep_float32: bool = True, quant_type: str = "per-channel") -> dict:
+                       keep_float32: bool = True, quant_type: str = "per-tensor") -> dict:
     """Convert the FP32 (simplified) ONNX to a full-INT8 TFLite at `out_path` (default
     `out_dir/model_int8.tflite`), calibrated on `calib_images` (float32 NCHW [n, 3, S, S] in [0, 1]).
 
@@ -171,8 +171,9 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
     calibration images, within `PARITY["tflite_int8"]`) before it is copied atomically over `out_path`; any
     failure raises ExportError and leaves existing files in `out_dir` untouched. With `keep_float32`,
     `model_float32.tflite` is kept beside it for debugging. `workdir`: keep onnx2tf's work files (saved_model,
-    all .tflite variants, log) there; default a temporary folder that is removed. Do not feed a QDQ (NNCF) ONNX:
-    onnx2tf 1.x cannot read it.
+    all .tflite variants, log) there; default a temporary folder that is removed. `quant_type`: one weight scale
+    per filter ("per-tensor") or per output channel ("per-channel"). Do not feed a QDQ (NNCF) ONNX: onnx2tf 1.x
+    cannot read it.
 
     Returns {path, size_bytes, input: {name, shape, dtype, scale, zero_point, layout: "NHWC"},
     outputs: {boxes|scores: {position, name, shape, dtype, scale, zero_point, transposed, max_abs_diff,

@@ -4,7 +4,8 @@ needs from the params and the data is checked before any training, not 25 minute
 - every section of params.yaml parses, every key present (a missing key anywhere stops the data stage);
 - `teacher.weights` lies inside `teacher.dep` (so DVC re-runs the chain when the file changes) and its class
   count matches the data's;
-- a calibration subset larger than the training split is resolved: the whole split is used, and said so.
+- a calibration subset larger than the training split is resolved: the whole split is used, and said so;
+- `prune.target_bytes` has a bytes model for the student's variant and `tflite.quant_type`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from pipeline.config.stages import (
     PlotsParams,
     PruneParams,
     TeacherParams,
+    TfliteParams,
     WebParams,
 )
 
 SECTIONS: dict[str, type] = {
     "data": DataParams, "teacher": TeacherParams, "distill": DistillParams, "prune": PruneParams,
-    "finetune": FinetuneParams, "calibrate": CalibrateParams, "onnx": OnnxParams, "evaluate": EvaluateParams,
+    "finetune": FinetuneParams, "calibrate": CalibrateParams, "onnx": OnnxParams, "tflite": TfliteParams, "evaluate": EvaluateParams,
     "gate": GateParams, "web": WebParams, "plots": PlotsParams,
 }
 
@@ -45,6 +47,7 @@ class ChainParams:
     finetune: FinetuneParams
     calibrate: CalibrateParams
     onnx: OnnxParams
+    tflite: TfliteParams
     evaluate: EvaluateParams
     gate: GateParams
     web: WebParams
@@ -96,4 +99,8 @@ def check_chain(params_path: str | Path, data_yaml: str | Path | None = None,
                 f"({n_train} images): calibration will use all {n_train}")
         notes["calibration_images"] = used
     check_teacher_weights(chain.teacher, nc, data_name)
+    if chain.prune.target_bytes:
+        from pipeline.compress.bytes_model import fit_for
+
+        fit_for(chain.distill.variant, chain.tflite.quant_type)  # the prune stage needs it, 15 minutes from now
     return notes
