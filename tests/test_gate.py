@@ -63,6 +63,15 @@ def test_the_ram_budget_fits_an_esp32_s3_and_is_set_from_the_measurement():
     assert DEFAULT_GATE["max_arena_bytes"] <= 1.15 * COMMITTED["tflm_arena_bytes"]
 
 
+def test_the_size_budget_is_set_from_the_measurement():
+    """At most 5 % above the default file, so a model (or a conversion) that grows by more than that fails, naming
+    the budget; and under the project's 1,000,000-byte ceiling."""
+    assert COMMITTED["size_bytes"] <= DEFAULT_GATE["max_bytes"] <= min(1.05 * COMMITTED["size_bytes"], 1_000_000)
+    bigger = {**COMMITTED, "size_bytes": int(1.05 * COMMITTED["size_bytes"]) + 1}
+    verdict = gate(bigger)
+    assert not verdict["passed"] and "gate.max_bytes" in failure_message(verdict)
+
+
 def test_the_default_floor_bites_above_the_drop_budget():
     """The absolute floor is not a formality: it lies within 25 % of the default run's own mAP50."""
     assert DEFAULT_GATE["min_map50"] > 0.75 * COMMITTED["map50"]
