@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--work", default=None)
     parser.add_argument("--out", default="bench/results/deploy_compare.md")
     args = parser.parse_args()
+    header = stamp()  # the commit whose code runs, before the long work
     if any(MODELS[m][0] == "ultralytics" for m in args.models):
         bench_python()  # fail before converting our models when the bench environment is missing
     rows = []
@@ -160,7 +161,7 @@ def main() -> None:
                     and x["quant_type"] == r["quant_type"]), r)
         r["size_ratio"] = r["tflite_bytes"] / ref["tflite_bytes"]
         r["time_ratio"] = r["tflite_int8_ms"] / ref["tflite_int8_ms"]
-    lines = ["# Deployable size and speed vs Ultralytics", "", stamp(), "",
+    lines = ["# Deployable size and speed vs Ultralytics", "", header, "",
              f"nc={args.nc}, random weights, {args.calib} generated calibration images; latency = median of "
              f"{args.runs} single-thread runs after {args.warmup} warm-up runs. `leafyolo_u-p30` is the deployable "
              "architecture (leafyolo_u with 30% of its parameters pruned, as `prune.sparsity=0.3`). TFLite files "

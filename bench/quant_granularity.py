@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="bench/results/quant_granularity.md")
     args = parser.parse_args()
+    header = stamp()  # the commit whose code runs, before the long work
     if not args.case and not args.train:
         parser.error("give at least one --case or --train")
     for name, onnx, calib, data in args.case:
@@ -114,7 +115,7 @@ def main() -> None:
             onnx, images = trained_case(args.train, imgsz, sp, args.epochs, n_calib, work)
             rows.append(compare(f"{args.train.parent.name}@{imgsz}", onnx, images, args.train, imgsz, p, work))
     epochs = args.epochs or sp.train.epochs
-    lines = ["# Per-channel vs per-tensor weight scales in the INT8 TFLite", "", stamp(), "",
+    lines = ["# Per-channel vs per-tensor weight scales in the INT8 TFLite", "", header, "",
              "Each FP32 ONNX converted both ways through the pipeline's onnx2tf path and stripping; mAP50 on the "
              f"case's val split with 95 % bootstrap intervals ({p.bootstrap_resamples} resamples); the difference "
              "per-tensor - per-channel with its paired interval (the same resampled images for both files). "
