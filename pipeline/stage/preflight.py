@@ -33,8 +33,8 @@ from pipeline.config.stages import (
 
 SECTIONS: dict[str, type] = {
     "data": DataParams, "teacher": TeacherParams, "distill": DistillParams, "prune": PruneParams,
-    "finetune": FinetuneParams, "calibrate": CalibrateParams, "onnx": OnnxParams, "tflite": TfliteParams, "evaluate": EvaluateParams,
-    "gate": GateParams, "web": WebParams, "plots": PlotsParams,
+    "finetune": FinetuneParams, "calibrate": CalibrateParams, "onnx": OnnxParams, "tflite": TfliteParams,
+    "evaluate": EvaluateParams, "gate": GateParams, "web": WebParams, "plots": PlotsParams,
 }
 
 
