@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.io.atomic import atomic_write_text
 
-ORDER = ("deploy_compare", "quant_granularity", "tflite_bytes", "tflm_arena", "web_latency", "accuracy_compare",
+ORDER = ("deploy_compare", "quant_granularity", "tflite_bytes", "arch_compare", "tflm_arena", "web_latency", "accuracy_compare",
          "seed_spread", "pipeline_sweep", "train_compare", "activation_int8")
 
 

@@ -72,46 +72,22 @@ def with_seed(params: dict[str, Any], seed: int) -> dict[str, Any]:
 
 def run_chain(params_path: Path, data_yaml: Path, work: Path) -> dict[str, Any]:
     """The training stages' work, in this process: {stage: {map50, seconds, images_per_second}}."""
-    from pipeline.compress.prune import prune
+    from bench.chain import train_student, train_teacher
     from pipeline.config.params import load_section
-    from pipeline.config.seeding import seed_everything
     from pipeline.config.stages import DistillParams, FinetuneParams, PruneParams, TeacherParams
-    from pipeline.data.data_yaml import load_data_yaml
-    from pipeline.io.model_loader import load_model
-    from pipeline.model.leafyolo import LeafYOLO
-    from pipeline.train.distill import DistillWeights
-    from pipeline.train.run import train_model
 
-    tp = load_section(params_path, "teacher", TeacherParams)
-    dp = load_section(params_path, "distill", DistillParams)
-    pp = load_section(params_path, "prune", PruneParams)
-    fp = load_section(params_path, "finetune", FinetuneParams)
-    nc = load_data_yaml(data_yaml).nc
-    out: dict[str, Any] = {}
-
-    def record(stage: str, t0: float, result) -> None:
-        out[stage] = {"map50": result.metrics["val/map50"], "seconds": round(time.perf_counter() - t0, 1),
-                      "images_per_second": result.images_per_second, "device": result.device}
+    def record(result, seconds: float) -> dict[str, Any]:
+        return {"map50": result.metrics["val/map50"], "seconds": round(seconds, 1),
+                "images_per_second": result.images_per_second, "device": result.device}
 
     t0 = time.perf_counter()
-    seed_everything(tp.train.seed)
-    teacher = LeafYOLO(tp.variant, nc, act=tp.act, seed=tp.train.seed)
-    record("teacher", t0, r := train_model(teacher, data_yaml, tp.train, work / "teacher.pt", work / "t"))
-    teacher = r.model
-    t0 = time.perf_counter()
-    seed_everything(dp.train.seed)
-    student = LeafYOLO(dp.variant, nc, act=dp.act, seed=dp.train.seed)
-    weights = DistillWeights(dp.alpha, dp.temperature, dp.cls_weight, dp.feat_weight)
-    record("distill", t0, r := train_model(student, data_yaml, dp.train, work / "distill.pt", work / "d",
-                                           teacher=teacher if dp.alpha > 0 else None, distill=weights))
-    pruned = prune(load_model(work / "distill.pt")[0], pp.sparsity, dp.train.imgsz, importance=pp.importance,
-                   verbose=False)
-    t0 = time.perf_counter()
-    seed_everything(fp.train.seed)
-    record("finetune", t0, train_model(pruned.model.train(), data_yaml, fp.train, work / "finetune.pt", work / "f",
-                                       teacher=teacher if fp.alpha > 0 else None,
-                                       distill=DistillWeights(fp.alpha, fp.temperature) if fp.alpha > 0 else None,
-                                       pruning_history=pruned.pruning_history))
+    teacher = train_teacher(load_section(params_path, "teacher", TeacherParams), data_yaml, work / "teacher.pt", work)
+    out = {"teacher": record(teacher, time.perf_counter() - t0)}
+    runs = train_student(teacher.model, load_section(params_path, "distill", DistillParams),
+                         load_section(params_path, "prune", PruneParams),
+                         load_section(params_path, "finetune", FinetuneParams), data_yaml, work)
+    out["distill"] = record(runs.distill, runs.seconds["distill"])
+    out["finetune"] = record(runs.finetune, runs.seconds["finetune"])
     return out
 
 

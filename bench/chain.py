@@ -1,0 +1,57 @@
+"""The training chain (teacher -> distill -> prune -> finetune) in one process, as the stages run it, for benches
+that compare recipes or variants without DVC (`bench.recipe_spread`, `bench.arch_compare`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.compress.prune import PruneResult, prune
+from pipeline.config.seeding import seed_everything
+from pipeline.config.stages import DistillParams, FinetuneParams, PruneParams, TeacherParams
+from pipeline.data.data_yaml import load_data_yaml
+from pipeline.io.model_loader import load_model
+from pipeline.model.leafyolo import LeafYOLO
+from pipeline.train.distill import DistillWeights
+from pipeline.train.run import train_model
+from pipeline.train.trainer import TrainResult
+
+
+@dataclass
+class StudentRuns:
+    distill: TrainResult
+    pruned: PruneResult
+    finetune: TrainResult
+    seconds: dict[str, float]  # training wall time of "distill" and "finetune"
+
+
+def train_teacher(tp: TeacherParams, data_yaml: str | Path, out: Path, work: Path) -> TrainResult:
+    """The teacher stage's training; the checkpoint goes to `out`, the resume file under `work`."""
+    seed_everything(tp.train.seed)
+    teacher = LeafYOLO(tp.variant, load_data_yaml(data_yaml).nc, act=tp.act, seed=tp.train.seed)
+    return train_model(teacher, data_yaml, tp.train, out, work / "t")
+
+
+def train_student(teacher: LeafYOLO, dp: DistillParams, pp: PruneParams, fp: FinetuneParams,
+                  data_yaml: str | Path, work: Path) -> StudentRuns:
+    """Distill `dp.variant` from `teacher`, prune it by `pp.sparsity` (from the saved checkpoint, as the prune stage
+    does) and fine-tune it; checkpoints and resume files under `work`."""
+    seconds = {}
+    t0 = time.perf_counter()
+    seed_everything(dp.train.seed)
+    student = LeafYOLO(dp.variant, load_data_yaml(data_yaml).nc, act=dp.act, seed=dp.train.seed)
+    distill = train_model(student, data_yaml, dp.train, work / "distill.pt", work / "d",
+                          teacher=teacher if dp.alpha > 0 else None,
+                          distill=DistillWeights(dp.alpha, dp.temperature, dp.cls_weight, dp.feat_weight))
+    seconds["distill"] = round(time.perf_counter() - t0, 1)
+    pruned = prune(load_model(work / "distill.pt")[0], pp.sparsity, dp.train.imgsz, importance=pp.importance,
+                   verbose=False)
+    t0 = time.perf_counter()
+    seed_everything(fp.train.seed)
+    finetune = train_model(pruned.model.train(), data_yaml, fp.train, work / "finetune.pt", work / "f",
+                           teacher=teacher if fp.alpha > 0 else None,
+                           distill=DistillWeights(fp.alpha, fp.temperature) if fp.alpha > 0 else None,
+                           pruning_history=pruned.pruning_history)
+    seconds["finetune"] = round(time.perf_counter() - t0, 1)
+    return StudentRuns(distill, pruned, finetune, seconds)
