@@ -142,6 +142,24 @@ def test_stripping_keeps_litert_and_tflm_outputs_bit_identical(converted, tmp_pa
                 assert np.array_equal(ya, yb)
 
 
+def test_a_kept_metadata_entry_on_an_empty_buffer_keeps_its_buffer(converted):
+    from pipeline.export.tflite_size import strip_model
+    from pipeline.io.tflite_file import read_model, schema
+
+    info, _, _ = converted
+    model = read_model(info["path"])
+    empty = schema().BufferT()
+    model.buffers.append(empty)
+    entry = schema().MetadataT()
+    entry.name, entry.buffer = b"leafyolo", len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    removed = strip_model(model)
+    assert removed["empty_buffers"] > 0  # the activations' empty buffers still went
+    assert model.buffers[entry.buffer] is empty  # renumbered, and still its own buffer
+    used = {t.buffer for sg in model.subgraphs for t in sg.tensors}
+    assert entry.buffer not in used
+
+
 def _quant_positions(path) -> dict[int, int]:
     """Position in the file of each tensor's zero-point array -> how many tensors point at it."""
     from pipeline.export.tflite_size import _QUANT_VECTORS, _span

@@ -135,10 +135,12 @@ def _empty(buffer: Any) -> bool:
 
 def _share_empty_buffer(model: Any) -> int:
     """Point every tensor without constant data at buffer 0 (the schema's empty sentinel) and drop the other empty
-    buffers, renumbering the rest; returns how many went. Leaves the file as is when buffer 0 is not empty."""
+    buffers, renumbering the rest; returns how many went. Leaves the file as is when buffer 0 is not empty. A buffer
+    a metadata entry names stays, empty or not (the entry keeps its own buffer)."""
     if not model.buffers or not _empty(model.buffers[0]):
         return 0
-    keep = [0] + [i for i, b in enumerate(model.buffers) if i and not _empty(b)]
+    named = {m.buffer for m in model.metadata or []}
+    keep = [0] + [i for i, b in enumerate(model.buffers) if i and (not _empty(b) or i in named)]
     index = {old: new for new, old in enumerate(keep)}
     for sg in model.subgraphs:
         for t in sg.tensors:
