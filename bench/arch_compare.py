@@ -40,8 +40,13 @@ BASELINE = "leafyolo_u"
 CANDIDATES: dict[str, VariantSpec] = {
     "leafyolo_uw": VariantSpec((16, 32, 64, 128, 224), (0, 0, 0), neck_width=88, neck_depth=0, head_depth=1),
 }
-for _name, _spec in CANDIDATES.items():
-    VARIANTS.setdefault(_name, _spec)  # bench-only: a kept candidate moves to pipeline/model/variants.py
+
+
+def register_candidates() -> None:
+    """Make the candidates buildable by name in this process only (bench-only: the library's VARIANTS stay as they
+    are elsewhere; a kept candidate moves to pipeline/model/variants.py)."""
+    for name, spec in CANDIDATES.items():
+        VARIANTS.setdefault(name, spec)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,6 +377,7 @@ def report(results: dict[str, Any], deploy: dict[str, Any], variants: list[str],
 
 
 def main() -> None:
+    register_candidates()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
