@@ -22,7 +22,7 @@ from bench.deploy_compare import MODELS, build_fp32, calibration_images
 from bench.stamp import stamp, write_report
 from bench.ultralytics_env import bench_python
 from pipeline.export.tflite_export import export_tflite_int8
-from pipeline.export.tflite_size import op_types
+from pipeline.export.tflite_size import op_types, strip_tflite
 from pipeline.infer.tflm import min_arena_bytes
 from pipeline.io.jsonio import read_json, write_json
 
@@ -31,13 +31,16 @@ ESP32_S3_SRAM = 512 * 1024
 
 
 def convert(name: str, imgsz: int, nc: int, calib, work: Path) -> dict[str, Any]:
-    """FP32 ONNX -> INT8 TFLite in `work/name-imgsz/` (reused when already there)."""
+    """FP32 ONNX -> INT8 TFLite (default weight scales), stripped as the `tflite` stage ships it (LiteRT outputs
+    checked bit-identical; TFLM's reference kernels are too slow on the 320 px peers for the check), in
+    `work/name-imgsz/` (reused when already there)."""
     d = work / f"{name}-{imgsz}"
     d.mkdir(parents=True, exist_ok=True)
     tflite, meta = d / "int8.tflite", d / "meta.json"
     if not (tflite.is_file() and meta.is_file()):
         info = build_fp32(name, imgsz, nc, d / "fp32.onnx")
         export_tflite_int8(d / "fp32.onnx", d, calib, out_path=tflite, keep_float32=False)
+        strip_tflite(tflite, tflite, calib[:8], micro=False)
         write_json(meta, info)
     return {**read_json(meta), "tflite": tflite}
 
@@ -93,7 +96,8 @@ def main() -> None:
         r["arena_ratio"] = r["arena_bytes"] / ref["arena_bytes"] if ok else None
     lines = ["# Microcontroller RAM: TFLM tensor arena vs Ultralytics", "", stamp(), "",
              f"nc={args.nc}, random weights, {args.calib} generated calibration images, full-INT8 TFLite from the "
-             "pipeline's onnx2tf path (`leafyolo_u-p30` = the deployable architecture, 30 % pruned). Arena: the "
+             "pipeline's onnx2tf path (per-tensor weight scales, stripped as the `tflite` stage ships it; "
+             "`leafyolo_u-p30` = the deployable architecture, 30 % pruned). Arena: the "
              "smallest TensorFlow Lite Micro tensor arena that loads the file and runs one inference (bisection to "
              "16 bytes, reference kernels, 64-bit host: a 32-bit MCU needs somewhat less for its pointers). "
              f"Ratios against `{REFERENCE}` at the same input size; 512 KiB is the SRAM of common ESP32-S3 boards.",
