@@ -201,6 +201,37 @@ def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
     assert "teacher.train.no_such_key is not a params.yaml key" in bad.stderr
 
 
+def test_finetune_spread_repeats_the_stage_and_reports_the_spread(tmp_path):
+    """One pruned checkpoint fine-tuned per seed in a bench process; seed 0 of a second process repeats the first's
+    mAP50 exactly, which the report states against the stage's metrics."""
+    from pipeline.compress.prune import prune
+    from pipeline.data.synthetic import generate_dataset
+    from pipeline.io.checkpoint import save_checkpoint
+    from pipeline.model.leafyolo import LeafYOLO
+
+    data = generate_dataset(tmp_path / "data", n_train=8, n_val=4, imgsz=64)
+    model = LeafYOLO("leafyolo_u", 5)
+    result = prune(model, 0.3, 64, verbose=False)
+    ckpt = tmp_path / "pruned.pt"
+    save_checkpoint(ckpt, result.model, ["ellipse", "triangle", "rectangle", "cross", "star"], 64,
+                    result.pruning_history)
+    args = ["bench.finetune_spread", "--model", str(ckpt), "--data", str(data), "--params",
+            str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "1"]
+    first = tmp_path / "first.md"
+    _run_bench([*args, "--stage-metrics", "", "--out", str(first)], timeout=600)
+    runs = json.loads(first.with_suffix(".json").read_text())["runs"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    stage = tmp_path / "stage.json"
+    stage.write_text(json.dumps({"val/map50": runs[0]["map50"]}))
+    second = tmp_path / "second.md"
+    _run_bench([*args, "--stage-metrics", str(stage), "--out", str(second)], timeout=600)
+    report = json.loads(second.with_suffix(".json").read_text())
+    assert report["stage_repeated"] is True and "identical" in second.read_text()
+    assert report["runs"] == [{**r, "seconds": s["seconds"]} for r, s in zip(runs, report["runs"])]
+    bad = _bench([*args[:-3], "--seeds", "0", "--out", str(tmp_path / "bad.md")], 120)
+    assert bad.returncode != 0 and "at least two seeds" in bad.stderr
+
+
 def _browser_or_skip() -> None:
     from bench.browser import chromium_path
     from pipeline.export.web_bundle import pinned_ort
