@@ -3,8 +3,9 @@ trained through the default chain (teacher -> distill -> prune -> finetune, the 
 datasets and seeds, against leafyolo_u; plus what each variant's deployable file costs (INT8 TFLite bytes per
 parameter and LiteRT latency, measured on this machine).
 
-A candidate is kept only if its bytes per parameter and its latency are lower AND its final mAP50 is equal or
-better on every dataset (the paired seed difference's interval is not below zero).
+A candidate is kept only if its bytes per parameter and its latency are lower AND its final mAP50 is better or
+equal on every dataset: the 95 % interval of the paired seed difference lies above zero (better) or above
+-`--margin` (equal, a non-inferiority call); a wider interval is undecided, which does not keep it.
 
     # training (CUDA when present; resumable: finished runs in --results are skipped)
     python -m bench.arch_compare train --cases default:synthetic:128 bccd:../shared/datasets/bccd/data.yaml:192:3 \\
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.io.jsonio import write_json
 from pipeline.model.variants import VARIANTS, VariantSpec
 
 BASELINE = "leafyolo_u"
@@ -136,12 +138,6 @@ def make_jobs(cases: list[Case], seeds: list[int], variants: list[str], work: Pa
     return jobs
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def prepare_data(cases: list[Case], params: str, work: Path) -> dict[str, str]:
     from pipeline.config.params import load_section
     from pipeline.config.stages import DataParams
@@ -184,7 +180,7 @@ def schedule(jobs: list[dict[str, Any]], results_path: Path, n_parallel: int, bu
             else:
                 log = (Path(job["work"]) / "log.txt").read_text(errors="replace")[-1500:]
                 results[jid] = {"status": "failed", "returncode": proc.returncode, "log_tail": log}
-            _write_json(results_path, results)
+            write_json(results_path, results)
             n_done = sum(1 for j in jobs if results.get(j["id"], {}).get("status") == "done")
             print(f"[arch {n_done}/{len(jobs)}] {jid}: {results[jid].get('status')} "
                   f"mAP50 {results[jid].get('map50', float('nan')):.3f} in {time.time() - t0:.0f} s "
@@ -194,7 +190,7 @@ def schedule(jobs: list[dict[str, Any]], results_path: Path, n_parallel: int, bu
             for jid, (proc, _, _) in running.items():
                 proc.kill()
                 results[jid] = {"status": "cut", "reason": f"--budget-s {budget_s:.0f} reached"}
-            _write_json(results_path, results)
+            write_json(results_path, results)
             print(f"[arch] budget reached: {len(running)} runs stopped, {len(pending)} not started", flush=True)
             break
         for job in list(pending):
@@ -229,10 +225,9 @@ def deploy_costs(variants: list[str], sizes: list[int], nc: int, sparsity: float
     import numpy as np
     import torch
 
+    from bench.deploy_compare import calibration_images
     from pipeline.compress.bytes_model import conv_totals
     from pipeline.compress.prune import prune
-    from pipeline.data.calibration import draw_calibration_images
-    from pipeline.data.synthetic import generate_dataset
     from pipeline.export.onnx_export import export_onnx
     from pipeline.export.tflite_export import export_tflite_int8
     from pipeline.export.tflite_size import size_breakdown, strip_tflite
@@ -244,10 +239,7 @@ def deploy_costs(variants: list[str], sizes: list[int], nc: int, sparsity: float
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for imgsz in sizes:
-            data = Path(tmp) / f"calib-{imgsz}"
-            generate_dataset(data, n_train=32, n_val=1, imgsz=imgsz, seed=0, min_size=20 * imgsz / 128,
-                             max_size=56 * imgsz / 128)
-            calib = draw_calibration_images(data / "data.yaml", imgsz, 32, seed=0)
+            calib = calibration_images(imgsz, 32, Path(tmp))
             for v in variants:
                 model = LeafYOLO(v, nc, seed=0).eval()
                 params = sum(p.numel() for p in model.parameters())
@@ -282,11 +274,6 @@ def deploy_costs(variants: list[str], sizes: list[int], nc: int, sparsity: float
 # ---------------------------------------------------------------- the report
 
 
-def _t95(n: int) -> float:
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-    return table.get(n, 1.96 + 2.4 / max(n, 1))
-
-
 def paired(results: dict[str, Any], case_key: str, variant: str, key: str = "map50") -> dict[str, Any] | None:
     """`key` (mAP50 after finetune, or `distill_map50` before pruning) of `variant` and of the baseline on the seeds
     both finished, and the mean paired difference with a 95 % t interval over seeds (same seed = same teacher)."""
@@ -299,7 +286,12 @@ def paired(results: dict[str, Any], case_key: str, variant: str, key: str = "map
         return None
     diffs = [mine[s] - base[s] for s in seeds]
     mean = statistics.fmean(diffs)
-    half = _t95(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    if len(diffs) > 1:
+        from scipy.stats import t  # scipy comes with nncf
+
+        half = float(t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    else:
+        half = math.nan
     return {"seeds": seeds, "map50": [mine[s] for s in seeds], "base": [base[s] for s in seeds],
             "diff": mean, "low": mean - half, "high": mean + half}
 
@@ -410,7 +402,7 @@ def main() -> None:
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         res = run_one(job)
-        _write_json(Path(job["work"]) / "result.json", res)
+        write_json(Path(job["work"]) / "result.json", res)
         return
     if args.cmd == "train":
         if BASELINE not in args.variants:
@@ -438,7 +430,7 @@ def main() -> None:
         lines += [f"Training (device {', '.join(devices)}): `{args.command}`" + (f" {args.note}" if args.note else ""),
                   ""]
     lines += report(results, deploy, args.variants, args.sizes, args.margin)
-    write_report(args.out, lines, {"results": results, "deploy": deploy})
+    write_report(args.out, lines, {"results": args.results, "margin": args.margin, "deploy": deploy})
 
 
 if __name__ == "__main__":

@@ -48,10 +48,18 @@ def train_student(teacher: LeafYOLO, dp: DistillParams, pp: PruneParams, fp: Fin
     pruned = prune(load_model(work / "distill.pt")[0], pp.sparsity, dp.train.imgsz, importance=pp.importance,
                    verbose=False)
     t0 = time.perf_counter()
-    seed_everything(fp.train.seed)
-    finetune = train_model(pruned.model.train(), data_yaml, fp.train, work / "finetune.pt", work / "f",
-                           teacher=teacher if fp.alpha > 0 else None,
-                           distill=DistillWeights(fp.alpha, fp.temperature) if fp.alpha > 0 else None,
-                           pruning_history=pruned.pruning_history)
+    finetune = finetune_pruned(pruned.model, pruned.pruning_history, fp, data_yaml, work / "finetune.pt", work / "f",
+                               teacher)
     seconds["finetune"] = round(time.perf_counter() - t0, 1)
     return StudentRuns(distill, pruned, finetune, seconds)
+
+
+def finetune_pruned(model: LeafYOLO, pruning_history: list | None, fp: FinetuneParams, data_yaml: str | Path,
+                    out: Path, resume: Path, teacher: LeafYOLO | None = None) -> TrainResult:
+    """The finetune stage's training of a pruned model (distilling from `teacher` when `fp.alpha` > 0)."""
+    if fp.alpha > 0 and teacher is None:
+        raise ValueError(f"finetune.alpha={fp.alpha} distills from the teacher, and none was given")
+    seed_everything(fp.train.seed)
+    return train_model(model.train(), data_yaml, fp.train, out, resume, teacher=teacher if fp.alpha > 0 else None,
+                       distill=DistillWeights(fp.alpha, fp.temperature) if fp.alpha > 0 else None,
+                       pruning_history=pruning_history)

@@ -23,22 +23,20 @@ from bench.stamp import stamp, write_report
 
 
 def finetune_once(model_path: Path, data_yaml: Path, params: Path, seed: int, work: Path) -> dict:
-    """The finetune stage's work at `seed`, in this process (as stages/finetune.py orders it)."""
+    """The finetune stage's work at `seed`, in this process (checkpoint loaded, then seeded and trained)."""
+    from bench.chain import finetune_pruned
     from pipeline.config.params import load_section
-    from pipeline.config.seeding import seed_everything
     from pipeline.config.stages import FinetuneParams
     from pipeline.io.model_loader import load_model
-    from pipeline.train.run import train_model
 
     p = load_section(params, "finetune", FinetuneParams)
     if p.alpha > 0:
         raise ValueError(f"finetune.alpha={p.alpha} in {params}: this bench fine-tunes without the teacher (alpha 0)")
     p = dataclasses.replace(p, train=dataclasses.replace(p.train, seed=seed))
-    seed_everything(p.train.seed)
     model, ckpt = load_model(model_path)
     t0 = time.perf_counter()
-    r = train_model(model.train(), data_yaml, p.train, work / f"seed{seed}.pt", work / f"resume{seed}",
-                    pruning_history=ckpt.get("pruning_history"))
+    r = finetune_pruned(model, ckpt.get("pruning_history"), p, data_yaml, work / f"seed{seed}.pt",
+                        work / f"resume{seed}")
     return {"seed": seed, "map50": r.metrics["val/map50"], "map": r.metrics["val/map"],
             "seconds": round(time.perf_counter() - t0, 1)}
 
