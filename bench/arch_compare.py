@@ -417,6 +417,8 @@ def main() -> None:
         return
     from bench.stamp import stamp, write_report
 
+    if not Path(args.results).is_file():
+        parser.error(f"--results {args.results} is not a file (the JSON that `train` writes)")
     header = stamp()
     results = json.loads(Path(args.results).read_text())
     deploy = deploy_costs(args.variants, args.sizes, args.nc, args.sparsity)

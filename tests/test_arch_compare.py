@@ -112,3 +112,15 @@ def test_budget_stops_before_starting(tmp_path):
     jobs = ac.make_jobs(cases, [0], [ac.BASELINE], tmp_path, str(TINY), {"synthetic": "unused"}, workers=0)
     results = ac.schedule(jobs, tmp_path / "r.json", n_parallel=1, budget_s=-1, threads=1)
     assert not any(r.get("status") == "done" for r in results.values())
+
+
+def test_report_names_a_missing_results_file(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.md"
+    proc = subprocess.run([sys.executable, "-m", "bench.arch_compare", "report", "--results", str(tmp_path / "no.json"),
+                           "--out", str(out)], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and f"--results {tmp_path / 'no.json'} is not a file" in proc.stderr
+    assert not out.exists()

@@ -230,6 +230,9 @@ def test_finetune_spread_repeats_the_stage_and_reports_the_spread(tmp_path):
     assert report["runs"] == [{**r, "seconds": s["seconds"]} for r, s in zip(runs, report["runs"])]
     bad = _bench([*args[:-3], "--seeds", "0", "--out", str(tmp_path / "bad.md")], 120)
     assert bad.returncode != 0 and "at least two seeds" in bad.stderr
+    missing = _bench(["bench.finetune_spread", "--model", str(tmp_path / "no.pt"), "--out", str(tmp_path / "m.md")], 120)
+    assert missing.returncode != 0 and f"{tmp_path / 'no.pt'} is not a file" in missing.stderr
+    assert not (tmp_path / "m.md").exists()
 
 
 def _browser_or_skip() -> None:
