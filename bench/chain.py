@@ -45,13 +45,20 @@ def train_student(teacher: LeafYOLO, dp: DistillParams, pp: PruneParams, fp: Fin
                           teacher=teacher if dp.alpha > 0 else None,
                           distill=DistillWeights(dp.alpha, dp.temperature, dp.cls_weight, dp.feat_weight))
     seconds["distill"] = round(time.perf_counter() - t0, 1)
-    pruned = prune(load_model(work / "distill.pt")[0], pp.sparsity, dp.train.imgsz, importance=pp.importance,
-                   verbose=False)
+    pruned, finetune, seconds["finetune"] = prune_and_finetune(work / "distill.pt", teacher, pp, fp, data_yaml, work)
+    return StudentRuns(distill, pruned, finetune, seconds)
+
+
+def prune_and_finetune(distilled: Path, teacher: LeafYOLO, pp: PruneParams, fp: FinetuneParams,
+                       data_yaml: str | Path, work: Path) -> tuple[PruneResult, TrainResult, float]:
+    """The prune and finetune stages from a saved distilled checkpoint (as the prune stage loads it); the
+    fine-tuned checkpoint goes to `work`/finetune.pt. Returns the pruning, the finetune and its seconds."""
+    model, ckpt = load_model(distilled)
+    pruned = prune(model, pp.sparsity, ckpt["imgsz"], importance=pp.importance, verbose=False)
     t0 = time.perf_counter()
     finetune = finetune_pruned(pruned.model, pruned.pruning_history, fp, data_yaml, work / "finetune.pt", work / "f",
                                teacher)
-    seconds["finetune"] = round(time.perf_counter() - t0, 1)
-    return StudentRuns(distill, pruned, finetune, seconds)
+    return pruned, finetune, round(time.perf_counter() - t0, 1)
 
 
 def finetune_pruned(model: LeafYOLO, pruning_history: list | None, fp: FinetuneParams, data_yaml: str | Path,

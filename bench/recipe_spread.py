@@ -7,7 +7,10 @@ A recipe is params.yaml plus overrides: `--recipe "ema: train.ema_tau=100 train.
 runs where TensorFlow and DVC are not installed (a GPU machine, say); `bench.seed_spread` measures the full chain.
 
     python -m bench.recipe_spread [--recipe "NAME: key=value ..."]... [--seeds 0 1 2] [--jobs 3]
-        [--out bench/results/recipe_spread.md]
+        [--out bench/results/recipe_spread.md] [--keep DIR]
+
+`--keep DIR` keeps every run's folder (teacher.pt, distill.pt, finetune.pt, log.txt), for example to fine-tune the
+same distilled students with other settings afterwards.
 """
 
 from __future__ import annotations
@@ -70,16 +73,42 @@ def with_seed(params: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
-def run_chain(params_path: Path, data_yaml: Path, work: Path) -> dict[str, Any]:
-    """The training stages' work, in this process: {stage: {map50, seconds, images_per_second}}."""
-    from bench.chain import train_student, train_teacher
+UPSTREAM_SECTIONS = ("data", "teacher", "distill")  # what a kept run's teacher and distilled student depend on
+UPSTREAM_FILES = ("params.yaml", "teacher.pt", "distill.pt", "result.json")
+
+
+def find_upstream(kept: Path, params: dict[str, Any]) -> Path | None:
+    """A finished run folder under `kept` (a `--keep` folder) whose data, teacher and distill settings, seeds
+    included, equal `params`': its teacher and distilled student are what this run would train."""
+    for folder in sorted(p.parent for p in kept.glob("*/result.json")):
+        if all((folder / f).is_file() for f in UPSTREAM_FILES):
+            other = yaml.safe_load((folder / "params.yaml").read_text())
+            if all(other.get(s) == params.get(s) for s in UPSTREAM_SECTIONS):
+                return folder
+    return None
+
+
+def run_chain(params_path: Path, data_yaml: Path, work: Path, upstream: Path | None = None) -> dict[str, Any]:
+    """The training stages' work, in this process: {stage: {map50, seconds, images_per_second}}. With `upstream`
+    (a kept run of the same data, teacher and distill settings) only prune and finetune run; the teacher's and
+    the distilled student's figures are that run's."""
+    from bench.chain import prune_and_finetune, train_student, train_teacher
     from pipeline.config.params import load_section
     from pipeline.config.stages import DistillParams, FinetuneParams, PruneParams, TeacherParams
+    from pipeline.io.model_loader import load_model
 
     def record(result, seconds: float) -> dict[str, Any]:
         return {"map50": result.metrics["val/map50"], "seconds": round(seconds, 1),
                 "images_per_second": result.images_per_second, "device": result.device}
 
+    if upstream is not None:
+        kept = json.loads((upstream / "result.json").read_text())
+        _, finetune, seconds = prune_and_finetune(upstream / "distill.pt", load_model(upstream / "teacher.pt")[0],
+                                                  load_section(params_path, "prune", PruneParams),
+                                                  load_section(params_path, "finetune", FinetuneParams), data_yaml,
+                                                  work)
+        return {"teacher": kept["teacher"], "distill": kept["distill"], "finetune": record(finetune, seconds),
+                "upstream": str(upstream)}
     t0 = time.perf_counter()
     teacher = train_teacher(load_section(params_path, "teacher", TeacherParams), data_yaml, work / "teacher.pt", work)
     out = {"teacher": record(teacher, time.perf_counter() - t0)}
@@ -131,6 +160,11 @@ def report(args: argparse.Namespace, recipes: list, results: dict[str, list[dict
         lines.append(f"| {r['recipe']} | {o} | {r['teacher_map50']:.3f} | {r['distill_map50']:.3f} | {r['mean']:.4f} "
                      f"| {r['std']:.4f} | {r['min']:.3f}-{r['max']:.3f} | "
                      + " | ".join(f"{r[f'{s}_s']:.0f} ({r[f'{s}_ips']:.0f})" for s in STAGES) + " |")
+    lines += ["", "Per seed (mAP50 of teacher / distilled / fine-tuned; the seed sets every training seed):", "",
+              "| recipe | seed | teacher | distill | finetune | teacher and distill from |", "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines += [f"| {r['recipe']} | {run['seed']} | {run['teacher']['map50']:.4f} | {run['distill']['map50']:.4f} | "
+                  f"{run['finetune']['map50']:.4f} | {run.get('upstream', 'this run')} |" for run in r["runs"]]
     lines.append(f"\nDevice: {rows[0]['runs'][0]['teacher']['device']}.")
     write_report(args.out, lines, rows)
 
@@ -143,31 +177,46 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="chains run at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per chain (0: torch's choice)")
     parser.add_argument("--out", default="bench/results/recipe_spread.md")
+    parser.add_argument("--keep", default=None,
+                        help="keep each run's folder (checkpoints, log) under this folder instead of a temp one")
+    parser.add_argument("--reuse", default=None,
+                        help="a --keep folder of earlier runs: a run whose data, teacher and distill settings and "
+                             "seed match one there takes its teacher and distilled student and only prunes and "
+                             "fine-tunes (for comparing prune / finetune settings)")
     parser.add_argument("--one", nargs=4, metavar=("PARAMS", "DATA", "WORK", "RESULT"), help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
         params_path, data_yaml, work, result = map(Path, args.one)
-        result.write_text(json.dumps(run_chain(params_path, data_yaml, work)))
+        upstream = Path(args.upstream) if args.upstream else None
+        result.write_text(json.dumps(run_chain(params_path, data_yaml, work, upstream)))
         return
+    if args.reuse and not Path(args.reuse).is_dir():
+        parser.error(f"--reuse {args.reuse}: no such folder (a --keep folder of earlier runs)")
     base = yaml.safe_load(Path(args.params).read_text())
     recipes = [parse_recipe(r) for r in args.recipe] or [("defaults", {})]
     recipes = [(name, apply_overrides(base, overrides), overrides) for name, overrides in recipes]  # bad keys: now
+    if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
+        raise SystemExit(f"--keep {args.keep}: the folder is not empty (runs are kept in a new or empty folder)")
     header = stamp()
-    with tempfile.TemporaryDirectory(prefix="recipe_spread_") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="recipe_spread_") as scratch:
+        tmp = Path(args.keep) if args.keep else Path(scratch)
         jobs = []
         for name, params, _ in recipes:
             data_yaml = dataset_for(params, tmp / "data")
             for k, seed in enumerate(args.seeds):
                 work = tmp / f"{name}-{k}-seed{seed}"
-                work.mkdir()
-                (work / "params.yaml").write_text(yaml.safe_dump(with_seed(params, seed), sort_keys=False))
+                work.mkdir(parents=True)
+                seeded = with_seed(params, seed)
+                (work / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
+                upstream = find_upstream(Path(args.reuse), seeded) if args.reuse else None
                 jobs.append((name, seed, [sys.executable, "-m", "bench.recipe_spread", "--threads",
                                           str(args.threads), "--one", str(work / "params.yaml"), str(data_yaml),
-                                          str(work), str(work / "result.json")], work))
+                                          str(work), str(work / "result.json")]
+                             + (["--upstream", str(upstream)] if upstream else []), work))
         t0 = time.perf_counter()
         running: list[tuple[str, int, subprocess.Popen, Path]] = []
         results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in recipes}

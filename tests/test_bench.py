@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.model_table import markdown, rows
+from pipeline.io.model_loader import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,9 +189,37 @@ def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
     out = tmp_path / "recipes.md"
     _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "0",
                 "--jobs", "2", "--threads", "1", "--recipe", "base:", "--recipe", "fewer: data.max_objects=3",
-                "--out", str(out)], timeout=600)
+                "--keep", str(tmp_path / "runs"), "--out", str(out)], timeout=600)
     rows = {r["recipe"]: r for r in json.loads(out.with_suffix(".json").read_text())}
     assert set(rows) == {"base", "fewer"} and "| fewer | data.max_objects=3 |" in out.read_text()
+    kept = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/finetune.pt"))
+    assert kept == ["base-0-seed0", "base-1-seed0", "fewer-0-seed0", "fewer-1-seed0"]
+    assert all((tmp_path / "runs" / k / "distill.pt").is_file() for k in kept)
+    again = _bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"),
+                    "--keep", str(tmp_path / "runs"), "--out", str(tmp_path / "again.md")], 120)
+    assert again.returncode != 0 and "the folder is not empty" in again.stderr
+    # --reuse: the kept teacher and distilled student are taken, only prune + finetune run; the same finetune
+    # settings repeat the kept result exactly, other ones differ from it
+    reused = tmp_path / "reused.md"
+    _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0",
+                "--threads", "1", "--recipe", "base:", "--recipe", "hot: finetune.train.lr0=0.05",
+                "--reuse", str(tmp_path / "runs"), "--keep", str(tmp_path / "runs2"), "--out", str(reused)],
+               timeout=600)
+    again_rows = {r["recipe"]: r["runs"][0] for r in json.loads(reused.with_suffix(".json").read_text())}
+    kept_run = rows["base"]["runs"][0]
+    for run in again_rows.values():
+        assert run["upstream"] == str(tmp_path / "runs" / "base-0-seed0")
+        assert run["teacher"] == kept_run["teacher"] and run["distill"] == kept_run["distill"]
+        assert not list((tmp_path / "runs2").glob("*/distill.pt"))  # nothing distilled again
+
+    def finetuned(folder: str) -> dict:
+        return load_model(tmp_path / folder / "finetune.pt")[0].state_dict()
+
+    kept_weights = finetuned("runs/base-0-seed0")
+    same, hot = finetuned("runs2/base-0-seed0"), finetuned("runs2/hot-0-seed0")
+    assert all(torch.equal(kept_weights[k], same[k]) for k in kept_weights)
+    assert not all(torch.equal(kept_weights[k], hot[k]) for k in kept_weights)
+    assert "| hot | 0 |" in reused.read_text() and "base-0-seed0 |" in reused.read_text()
     for row in rows.values():
         first, second = row["runs"]
         assert [first[s]["map50"] for s in ("teacher", "distill", "finetune")] == \
