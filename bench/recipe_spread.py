@@ -77,13 +77,15 @@ UPSTREAM_SECTIONS = ("data", "teacher", "distill")  # what a kept run's teacher 
 UPSTREAM_FILES = ("params.yaml", "teacher.pt", "distill.pt", "result.json")
 
 
-def find_upstream(kept: Path, params: dict[str, Any]) -> Path | None:
+def find_upstream(kept: Path, params: dict[str, Any], threads: int) -> Path | None:
     """A finished run folder under `kept` (a `--keep` folder) whose data, teacher and distill settings, seeds
-    included, equal `params`': its teacher and distilled student are what this run would train."""
+    included, equal `params`' and whose torch thread count is `threads` (another count gives other bits): its
+    teacher and distilled student are what this run would train."""
     for folder in sorted(p.parent for p in kept.glob("*/result.json")):
         if all((folder / f).is_file() for f in UPSTREAM_FILES):
             other = yaml.safe_load((folder / "params.yaml").read_text())
-            if all(other.get(s) == params.get(s) for s in UPSTREAM_SECTIONS):
+            same_threads = json.loads((folder / "result.json").read_text()).get("threads") == threads
+            if same_threads and all(other.get(s) == params.get(s) for s in UPSTREAM_SECTIONS):
                 return folder
     return None
 
@@ -92,6 +94,8 @@ def run_chain(params_path: Path, data_yaml: Path, work: Path, upstream: Path | N
     """The training stages' work, in this process: {stage: {map50, seconds, images_per_second}}. With `upstream`
     (a kept run of the same data, teacher and distill settings) only prune and finetune run; the teacher's and
     the distilled student's figures are that run's."""
+    import torch
+
     from bench.chain import prune_and_finetune, train_student, train_teacher
     from pipeline.config.params import load_section
     from pipeline.config.stages import DistillParams, FinetuneParams, PruneParams, TeacherParams
@@ -108,7 +112,7 @@ def run_chain(params_path: Path, data_yaml: Path, work: Path, upstream: Path | N
                                                   load_section(params_path, "finetune", FinetuneParams), data_yaml,
                                                   work)
         return {"teacher": kept["teacher"], "distill": kept["distill"], "finetune": record(finetune, seconds),
-                "upstream": str(upstream)}
+                "upstream": str(upstream), "threads": torch.get_num_threads()}
     t0 = time.perf_counter()
     teacher = train_teacher(load_section(params_path, "teacher", TeacherParams), data_yaml, work / "teacher.pt", work)
     out = {"teacher": record(teacher, time.perf_counter() - t0)}
@@ -117,6 +121,7 @@ def run_chain(params_path: Path, data_yaml: Path, work: Path, upstream: Path | N
                          load_section(params_path, "finetune", FinetuneParams), data_yaml, work)
     out["distill"] = record(runs.distill, runs.seconds["distill"])
     out["finetune"] = record(runs.finetune, runs.seconds["finetune"])
+    out["threads"] = torch.get_num_threads()
     return out
 
 
@@ -201,6 +206,10 @@ def main() -> None:
     recipes = [(name, apply_overrides(base, overrides), overrides) for name, overrides in recipes]  # bad keys: now
     if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
         raise SystemExit(f"--keep {args.keep}: the folder is not empty (runs are kept in a new or empty folder)")
+    threads = args.threads
+    if args.reuse and not threads:
+        import torch
+        threads = torch.get_num_threads()  # what each chain process gets by default
     header = stamp()
     with tempfile.TemporaryDirectory(prefix="recipe_spread_") as scratch:
         tmp = Path(args.keep) if args.keep else Path(scratch)
@@ -212,7 +221,7 @@ def main() -> None:
                 work.mkdir(parents=True)
                 seeded = with_seed(params, seed)
                 (work / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
-                upstream = find_upstream(Path(args.reuse), seeded) if args.reuse else None
+                upstream = find_upstream(Path(args.reuse), seeded, threads) if args.reuse else None
                 jobs.append((name, seed, [sys.executable, "-m", "bench.recipe_spread", "--threads",
                                           str(args.threads), "--one", str(work / "params.yaml"), str(data_yaml),
                                           str(work), str(work / "result.json")]

@@ -220,6 +220,12 @@ def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
     assert all(torch.equal(kept_weights[k], same[k]) for k in kept_weights)
     assert not all(torch.equal(kept_weights[k], hot[k]) for k in kept_weights)
     assert "| hot | 0 |" in reused.read_text() and "base-0-seed0 |" in reused.read_text()
+    # another thread count gives other bits: nothing kept at 1 thread is taken for a 2-thread run
+    other = tmp_path / "other_threads.md"
+    _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0",
+                "--threads", "2", "--recipe", "base:", "--reuse", str(tmp_path / "runs"), "--out", str(other)],
+               timeout=600)
+    assert "upstream" not in json.loads(other.with_suffix(".json").read_text())[0]["runs"][0]
     for row in rows.values():
         first, second = row["runs"]
         assert [first[s]["map50"] for s in ("teacher", "distill", "finetune")] == \
