@@ -185,9 +185,9 @@ def main() -> None:
     parser.add_argument("--keep", default=None,
                         help="keep each run's folder (checkpoints, log) under this folder instead of a temp one")
     parser.add_argument("--reuse", default=None,
-                        help="a --keep folder of earlier runs: a run whose data, teacher and distill settings and "
-                             "seed match one there takes its teacher and distilled student and only prunes and "
-                             "fine-tunes (for comparing prune / finetune settings)")
+                        help="a --keep folder of earlier runs: a run whose data, teacher and distill settings, "
+                             "seed and torch thread count match one there takes its teacher and distilled student "
+                             "and only prunes and fine-tunes (for comparing prune / finetune settings)")
     parser.add_argument("--one", nargs=4, metavar=("PARAMS", "DATA", "WORK", "RESULT"), help=argparse.SUPPRESS)
     parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

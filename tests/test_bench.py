@@ -237,6 +237,13 @@ def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
     assert "teacher.train.no_such_key is not a params.yaml key" in bad.stderr
 
 
+def test_recipe_spread_names_a_missing_reuse_folder_before_any_work(tmp_path):
+    proc = _bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"),
+                   "--reuse", str(tmp_path / "no_such_runs"), "--out", str(tmp_path / "r.md")], 120)
+    assert proc.returncode != 0 and not (tmp_path / "r.md").exists()
+    assert f"--reuse {tmp_path / 'no_such_runs'}: no such folder" in proc.stderr
+
+
 def test_finetune_spread_repeats_the_stage_and_reports_the_spread(tmp_path):
     """One pruned checkpoint fine-tuned per seed in a bench process; seed 0 of a second process repeats the first's
     mAP50 exactly, which the report states against the stage's metrics."""
