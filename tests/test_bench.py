@@ -316,3 +316,21 @@ def test_web_latency_times_the_page_and_native_onnxruntime_on_the_same_files(tmp
         assert a["images"] == 2 and 0 <= a["map50_web"] <= 1 and a["max_score_diff"] < 1e-3
     text = out.read_text()
     assert "Command: `python -m bench.web_latency" in text and "| `fp16.onnx` |" in text and "browser / native" in text
+
+
+def test_pipeline_sweep_relaxes_every_gate_budget():
+    """Each sweep point must reach `dvc exp show`: the relaxed gate passes the worst possible run, whatever budgets
+    params.yaml holds (a budget added later, like gate.max_arena_bytes, is opened too)."""
+    import yaml
+
+    from bench.pipeline_sweep import relaxed_gate
+    from pipeline.config.stages import GateParams
+    from pipeline.evaluate.gate import check_budgets
+
+    gate = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["gate"]
+    worst = {"size_bytes": 50_000_000, "map50": 0.0, "int8_drop_map50": 1.0, "int8_retention": 0.0,
+             "tflm_arena_bytes": 50_000_000}
+    assert not check_budgets(worst, GateParams(**gate))["passed"]
+    assert check_budgets(worst, GateParams(**relaxed_gate(gate)))["passed"]
+    with pytest.raises(ValueError, match="gate.ratio"):
+        relaxed_gate({**gate, "ratio": 2})
