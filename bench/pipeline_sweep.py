@@ -109,8 +109,8 @@ def report_lines(header: str, cold: dict[str, Any], incr: dict[str, Any], points
     lines = ["# Pipeline cost and compression trade-off (DVC experiments)", "", header, "",
              "## Cost of a run", "",
              (f"Cold `dvc repro` (empty cache): {cold['wall']:.0f} s"
-              + (" (sum of the stages' own seconds, read from the reused project's metrics: that repro ran earlier)" if cold.get("reused")
-                 else "") + ". ") +
+              + (" (sum of the stages' own seconds, read from the reused project's metrics: that repro ran "
+                 "earlier)" if cold.get("reused") else "") + ". ") +
              f"Incremental `dvc exp run -S prune.sparsity={INCREMENTAL}`: {incr['wall']:.0f} s, "
              f"re-ran {', '.join(incr['ran']) or 'nothing'}.", "",
              "| stage | cold repro (s) | after `-S prune.sparsity=0.4` (s) |", "|---|---:|---:|"]
