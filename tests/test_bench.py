@@ -334,3 +334,21 @@ def test_pipeline_sweep_relaxes_every_gate_budget():
     assert check_budgets(worst, GateParams(**relaxed_gate(gate)))["passed"]
     with pytest.raises(ValueError, match="gate.ratio"):
         relaxed_gate({**gate, "ratio": 2})
+
+
+def test_divergence_repeats_the_reference_exactly_and_moves_under_a_hair(tmp_path):
+    """The repeated reference lands on the same weights (distance 0); a 1e-6 perturbation, another thread count
+    and another seed all move them; more steps than the section trains stop with the count named."""
+    out = tmp_path / "div.md"
+    _run_bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--steps", "2",
+                "--every", "1", "--threads", "1", "--out", str(out)], timeout=600)
+    rows = {r["run"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert set(rows) == {"reference", "same again", "2 thread(s)", "perturbed 1e-6", "seed 1"}
+    assert rows["same again"]["distance"] == [0.0, 0.0]
+    assert rows["same again"]["loss"] == rows["reference"]["loss"]
+    assert all(d > 0 for d in rows["perturbed 1e-6"]["distance"])
+    assert rows["seed 1"]["distance"][-1] > rows["perturbed 1e-6"]["distance"][-1] > 0
+    assert "| perturbed 1e-6 |" in out.read_text()
+    bad = _bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--steps", "50",
+                  "--every", "10", "--threads", "1", "--out", str(tmp_path / "bad.md")], 300)
+    assert bad.returncode != 0 and "--steps 50 is more than the 2 steps" in bad.stderr
