@@ -43,7 +43,7 @@ def train_steps(section: Any, data_yaml: Path, seed: int, threads: int, steps: i
     from pipeline.model.leafyolo import LeafYOLO
     from pipeline.train import distributed as dist
     from pipeline.train.run import build_datasets
-    from pipeline.train.trainer import Trainer, build_optimizer, lr_at
+    from pipeline.train.trainer import Trainer, build_optimizer, lr_at, warmup_steps
 
     torch.set_num_threads(threads)
     p = dataclasses.replace(section.train, seed=seed)
@@ -64,7 +64,10 @@ def train_steps(section: Any, data_yaml: Path, seed: int, threads: int, steps: i
         optimizer = build_optimizer(model, None, p)
         scaler = torch.amp.GradScaler("cuda", enabled=False)
         total = p.epochs * len(loader)
-        warmup = min(int(p.warmup_epochs * len(loader)), total // 2) if p.warmup_epochs else 0
+        if not 0 < steps <= total:
+            raise ValueError(f"--steps {steps} is more than the {total} steps of {p.epochs} epochs"
+                             if steps > 0 else f"--steps must be >= 1, got {steps}")
+        warmup = warmup_steps(p, len(loader), total)
         snapshots, losses, step = [], [], 0
         for epoch in range(p.epochs):
             sampler.set_epoch(epoch)
@@ -77,9 +80,9 @@ def train_steps(section: Any, data_yaml: Path, seed: int, threads: int, steps: i
                 step += 1
                 if step % every == 0:
                     snapshots.append(torch.cat([q.detach().flatten().clone() for q in model.parameters()]))
-                if step >= steps:
+                if step == steps:
                     return snapshots, losses
-    raise ValueError(f"--steps {steps} is more than the {total} steps of {p.epochs} epochs")
+    raise AssertionError("unreachable: steps <= total was checked")
 
 
 def distances(reference: list[torch.Tensor], other: list[torch.Tensor]) -> list[float]:

@@ -352,3 +352,7 @@ def test_divergence_repeats_the_reference_exactly_and_moves_under_a_hair(tmp_pat
     bad = _bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--steps", "50",
                   "--every", "10", "--threads", "1", "--out", str(tmp_path / "bad.md")], 300)
     assert bad.returncode != 0 and "--steps 50 is more than the 2 steps" in bad.stderr
+    zero = _bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--every", "0",
+                   "--out", str(tmp_path / "zero.md")], 120)
+    assert zero.returncode != 0 and "--every must be in 1..--steps (100), got 0" in zero.stderr
+    assert not (tmp_path / "zero.md").exists() and not (tmp_path / "bad.md").exists()

@@ -68,6 +68,11 @@ def build_optimizer(model: nn.Module, extra: nn.Module | None, p: TrainParams) -
     return torch.optim.SGD(groups, lr=p.lr0, momentum=p.momentum, nesterov=True)
 
 
+def warmup_steps(p: TrainParams, steps_per_epoch: int, total_steps: int) -> int:
+    """Steps of linear LR warmup: `p.warmup_epochs` epochs, at most half the run."""
+    return min(int(p.warmup_epochs * steps_per_epoch), total_steps // 2) if p.warmup_epochs else 0
+
+
 def lr_at(step: int, total_steps: int, warmup_steps: int, p: TrainParams) -> float:
     """Linear warmup, then cosine decay from lr0 to lr0 * lrf."""
     if step < warmup_steps:
@@ -147,7 +152,7 @@ class Trainer:
         start_epoch = self._maybe_resume(fp, optimizer, ema, scaler)
         steps_per_epoch = len(loader)
         total_steps = p.epochs * steps_per_epoch
-        warmup = min(int(p.warmup_epochs * steps_per_epoch), total_steps // 2) if p.warmup_epochs else 0
+        warmup = warmup_steps(p, steps_per_epoch, total_steps)
         live = self._live(resume=start_epoch > 0)
         seen, train_seconds, metrics = 0, 0.0, {}
         for epoch in range(start_epoch, p.epochs):
