@@ -81,6 +81,41 @@ def test_head_weights_are_shared_across_scales():
     assert sum(1 for c in convs if c.out_channels == 3) == 1
 
 
+@pytest.mark.parametrize("variant", ["leafyolo_u", "leafyolo_n", "leafyolo_s"])
+def test_each_batchnorm_runs_once_per_forward(variant):
+    """A BatchNorm called on several inputs (e.g. once per pyramid level) is trained on per-input batch statistics
+    but evaluated with one running average of them all: the eval model would not be the model trained."""
+    m = LeafYOLO(variant, nc=3)
+    calls: dict[str, int] = {}
+    for name, mod in m.named_modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+    m.forward_train(torch.rand(2, 3, 64, 64))
+    assert calls and {k: v for k, v in calls.items() if v != 1} == {}
+
+
+def test_eval_mode_equals_train_mode_given_the_batch_statistics():
+    """With every BatchNorm's running statistics set to the batch's own (biased) statistics, eval mode computes
+    exactly what training computed on that batch, head included."""
+    torch.manual_seed(0)
+    m = LeafYOLO("leafyolo_u", nc=3)
+    x = torch.rand(4, 3, 64, 64)
+    seen: dict[nn.Module, torch.Tensor] = {}
+    bns = [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]
+    hooks = [bn.register_forward_hook(lambda mod, inp, out: seen.__setitem__(mod, inp[0].detach())) for bn in bns]
+    with torch.no_grad():
+        train_boxes, train_logits, _ = m.train().forward_train(x)
+    for h in hooks:
+        h.remove()
+    for bn in bns:
+        bn.running_mean.copy_(seen[bn].mean((0, 2, 3)))
+        bn.running_var.copy_(seen[bn].var((0, 2, 3), unbiased=False))
+    with torch.no_grad():
+        eval_boxes, eval_logits, _ = m.eval().forward_train(x)
+    torch.testing.assert_close(eval_logits, train_logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(eval_boxes, train_boxes, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("variant, lo, hi", [
     ("leafyolo_u", 600_000, 800_000), ("leafyolo_n", 1_000_000, 1_400_000), ("leafyolo_s", 2_200_000, 2_800_000)])
 def test_variant_parameter_budgets(variant, lo, hi):
