@@ -79,6 +79,10 @@ def test_head_weights_are_shared_across_scales():
     # one set of conv weights: parameters do not grow with the number of levels (only a Scale per level)
     convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
     assert sum(1 for c in convs if c.out_channels == 3) == 1
+    # the stem and branch convs are one object per level; the BatchNorms are not
+    assert head.levels[1].stem[1][0] is head.levels[0].stem[1][0] is head.levels[2].stem[1][0]
+    assert head.levels[1].box_branch[0][0][0] is head.levels[0].box_branch[0][0][0]
+    assert head.levels[1].stem[1][1] is not head.levels[0].stem[1][1]
 
 
 @pytest.mark.parametrize("variant", ["leafyolo_u", "leafyolo_n", "leafyolo_s"])
@@ -113,7 +117,7 @@ def test_eval_mode_equals_train_mode_given_the_batch_statistics():
     with torch.no_grad():
         eval_boxes, eval_logits, _ = m.eval().forward_train(x)
     torch.testing.assert_close(eval_logits, train_logits, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(eval_boxes, train_boxes, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(eval_boxes, train_boxes, rtol=1e-3, atol=1e-3)  # pixels, up to ~64
 
 
 @pytest.mark.parametrize("variant, lo, hi", [

@@ -67,7 +67,7 @@ def test_output_convs_and_shapes_kept():
         t_boxes, logits, feats = model.forward_train(images())
     assert boxes.shape == t_boxes.shape == (2, N_ANCHORS, 4)
     assert scores.shape == logits.shape == (2, N_ANCHORS, NC)
-    assert [f.shape[1] for f in feats] == [model.head.stem[0][0].in_channels] * 3
+    assert [f.shape[1] for f in feats] == [model.head.levels[0].stem[0][0].in_channels] * 3
     assert torch.isfinite(boxes).all() and ((scores >= 0) & (scores <= 1)).all()
 
 
@@ -141,7 +141,7 @@ def test_l1_round_to_keeps_mode_and_batchnorm_stats():
     assert abs(result.achieved_sparsity - 0.3) <= 0.02
     assert model.training  # mode restored; tracing ran in eval mode, so no BatchNorm statistics were updated
     assert all(int(m.num_batches_tracked) == 0 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert model.head.stem[0][0].in_channels % 4 == 0
+    assert model.head.levels[0].stem[0][0].in_channels % 4 == 0
     with torch.no_grad():
         assert model.eval()(images())[1].shape == (2, N_ANCHORS, NC)
 

@@ -194,7 +194,7 @@ def _tracing(model: nn.Module) -> Iterator[None]:
     model.eval()
     try:
         with torch.enable_grad(), warnings.catch_warnings():
-            # head.scales.*.value are 0-d parameters with nothing to prune; torch-pruning warns about them anyway
+            # head.levels.*.scale.value are 0-d parameters with nothing to prune; torch-pruning warns about them anyway
             warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             yield
     finally:

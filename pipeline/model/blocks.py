@@ -24,17 +24,12 @@ def make_act(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv2d + BatchNorm2d + activation (activation omitted when `act` is None).
+    """Conv2d + BatchNorm2d + activation (activation omitted when `act` is None)."""
 
-    `bn=False`: a biased Conv2d and an `Identity` in the BatchNorm's place (same layout), for modules that run on
-    inputs of different statistics (see `pipeline.model.head.SharedHead`).
-    """
-
-    def __init__(self, c_in: int, c_out: int, k: int = 1, s: int = 1, groups: int = 1, act: str | None = "relu",
-                 bn: bool = True):
+    def __init__(self, c_in: int, c_out: int, k: int = 1, s: int = 1, groups: int = 1, act: str | None = "relu"):
         layers: list[nn.Module] = [
-            nn.Conv2d(c_in, c_out, k, s, k // 2, groups=groups, bias=not bn),
-            nn.BatchNorm2d(c_out) if bn else nn.Identity(),
+            nn.Conv2d(c_in, c_out, k, s, k // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out),
         ]
         if act is not None:
             layers.append(make_act(act))
@@ -44,10 +39,10 @@ class ConvBNAct(nn.Sequential):
 class DWSeparable(nn.Sequential):
     """Depthwise k x k conv followed by a pointwise 1x1 conv."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, act: str = "relu", bn: bool = True):
+    def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, act: str = "relu"):
         super().__init__(
-            ConvBNAct(c_in, c_in, k, s, groups=c_in, act=act, bn=bn),
-            ConvBNAct(c_in, c_out, 1, 1, act=act, bn=bn),
+            ConvBNAct(c_in, c_in, k, s, groups=c_in, act=act),
+            ConvBNAct(c_in, c_out, 1, 1, act=act),
         )
 
 

@@ -25,16 +25,15 @@ class ScriptableHead(nn.Module):
 
     def __init__(self, head: nn.Module):
         super().__init__()
-        self.stem, self.cls_branch, self.box_branch = head.stem, head.cls_branch, head.box_branch
-        self.cls_pred, self.box_pred, self.scales = head.cls_pred, head.box_pred, head.scales
+        self.levels, self.cls_pred, self.box_pred = head.levels, head.cls_pred, head.box_pred
         self.nc, self.strides = int(head.nc), [float(s) for s in head.strides]
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         boxes, logits = [], []
-        for i, scale in enumerate(self.scales):
-            x = self.stem(feats[i])
-            cls = self.cls_pred(self.cls_branch(x))
-            box = torch.relu(scale(self.box_pred(self.box_branch(x)))) * self.strides[i]
+        for i, level in enumerate(self.levels):
+            x = level.stem(feats[i])
+            cls = self.cls_pred(level.cls_branch(x))
+            box = torch.relu(level.scale(self.box_pred(level.box_branch(x)))) * self.strides[i]
             b = cls.shape[0]
             logits.append(cls.reshape(b, self.nc, -1))
             boxes.append(box.reshape(b, 4, -1))
