@@ -57,8 +57,8 @@ class SharedHead(nn.Module):
 
     Each level has its own BatchNorms (`levels[l]`, convs shared with `levels[0]`), as in EfficientDet: one
     BatchNorm called on all three levels normalises each by its own batch statistics in training but by one running
-    average of all three in eval mode, so the evaluated model is not the model trained (4 images trained to a loss
-    of 0.20 scored 14.9 in eval mode; tests/test_model.py checks each BatchNorm runs once per forward). Folding each
+    average of all three in eval mode, so the evaluated model is not the model trained (ad hoc: 4 images trained to a
+    loss of 0.20 scored 14.9 in eval mode; tests/test_model.py checks each BatchNorm runs once per forward). Folding each
     level's BatchNorms into the shared convs gives each level its own fused copy of them in an exported file.
     """
 
