@@ -37,7 +37,6 @@ def measure(model_path: Path, calib: np.ndarray, sparsities: list[float], quant_
             model = copy.deepcopy(base)
             if s:
                 prune(model, s, imgsz, verbose=False)
-            weights, channels = conv_totals(model)
             onnx_path = Path(tmp) / f"{s}.onnx"
             export_onnx(model, onnx_path, imgsz)
             for quant_type in quant_types:
@@ -45,6 +44,7 @@ def measure(model_path: Path, calib: np.ndarray, sparsities: list[float], quant_
                 export_tflite_int8(onnx_path, Path(tmp), calib, out_path=tfl, keep_float32=False, quant_type=quant_type)
                 strip_tflite(tfl, tfl, calib[:8])
                 size = size_breakdown(tfl)
+                weights, channels = conv_totals(model, shared_weights_once=quant_type == "per-channel")
                 rows.append({"sparsity": s, "quant_type": quant_type, "params": sum(p.numel() for p in model.parameters()),
                              "weights": weights, "channels": channels, "bytes": size["total"],
                              "bytes_per_param": size["bytes_per_param"]})
@@ -59,7 +59,8 @@ def fit(rows: list[dict]) -> BytesFit:
     y = np.array([r["bytes"] - r["weights"] for r in rows], dtype=float)
     (overhead, per_channel), *_ = np.linalg.lstsq(a, y, rcond=None)
     errors = [abs(overhead + r["weights"] + per_channel * r["channels"] - r["bytes"]) / r["bytes"] for r in rows]
-    return BytesFit(round(float(overhead), 1), round(float(per_channel), 3), round(max(errors), 5))
+    return BytesFit(round(float(overhead), 1), round(float(per_channel), 3), round(max(errors), 5),
+                    shared_weights_once=rows[0]["quant_type"] == "per-channel")
 
 
 def main() -> None:
@@ -82,7 +83,8 @@ def main() -> None:
              "chain does, with each `tflite.quant_type`; fit: bytes = overhead + weights + per_channel x output "
              "channels.", "", "    FITTED = {"]
     lines += [f"        (\"{variant}\", \"{q}\"): BytesFit(overhead={f.overhead}, per_channel={f.per_channel}, "
-              f"max_rel_error={f.max_rel_error})," for q, f in fits.items()]
+              f"max_rel_error={f.max_rel_error}{', shared_weights_once=True' if f.shared_weights_once else ''}),"
+              for q, f in fits.items()]
     lines += ["    }", "", "| quant_type | sparsity | params | conv weights | output channels | INT8 TFLite bytes | "
               "predicted | bytes per param |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

@@ -22,27 +22,36 @@ class BytesFit:
     overhead: float
     per_channel: float
     max_rel_error: float  # on the files it was fitted on
+    # per-channel scales: the head levels' folded copies of a shared conv differ by a per-channel factor only, so
+    # their int8 weights are identical and the stripped file stores them once (their scales once per level)
+    shared_weights_once: bool = False
 
 
 # From bench/results/tflite_bytes.md (leafyolo_u pruned at 0 to 0.65 sparsity, 128 px): largest errors 0.05 % and 0.17 %.
 FITTED: dict[tuple[str, str], BytesFit] = {
     ("leafyolo_u", "per-tensor"): BytesFit(overhead=33514.9, per_channel=4.336, max_rel_error=0.00048),
-    ("leafyolo_u", "per-channel"): BytesFit(overhead=34987.1, per_channel=14.328, max_rel_error=0.00168),
+    ("leafyolo_u", "per-channel"): BytesFit(overhead=34987.1, per_channel=14.328, max_rel_error=0.00168,
+                                            shared_weights_once=True),
 }
 
 
-def conv_totals(model: nn.Module) -> tuple[int, int]:
-    """(weight values, output channels) over every conv and linear layer."""
+def conv_totals(model: nn.Module, shared_weights_once: bool = False) -> tuple[int, int]:
+    """(weight values, output channels) over every conv and linear layer, as the exported file holds them: a conv
+    shared by several paths (the head's, one per pyramid level) counts once per path, since folding each path's own
+    BatchNorm into it gives each its own copy; `shared_weights_once` counts its weight values once."""
     weights = channels = 0
-    for m in model.modules():
+    seen: set[int] = set()
+    for _, m in model.named_modules(remove_duplicate=False):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            weights += m.weight.numel()
+            if not (shared_weights_once and id(m) in seen):
+                weights += m.weight.numel()
+            seen.add(id(m))
             channels += m.weight.shape[0]
     return weights, channels
 
 
 def predicted_tflite_bytes(model: nn.Module, fit: BytesFit) -> float:
-    weights, channels = conv_totals(model)
+    weights, channels = conv_totals(model, fit.shared_weights_once)
     return fit.overhead + weights + fit.per_channel * channels
 
 

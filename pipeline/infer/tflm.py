@@ -79,14 +79,22 @@ def _load(model: bytes, arena_size: int, path: str | Path):
 
 
 def _runs_in(model: bytes, arena_size: int, shape: tuple[int, ...], dtype) -> bool:
-    try:
-        with _quiet_native_stderr():
-            interp = _interpreter(model, arena_size)
-            interp.set_input(np.zeros(shape, dtype), 0)
-            interp.invoke()
-        return True
-    except (RuntimeError, ValueError):
-        return False
+    """Whether TFLM loads and runs the model in `arena_size` bytes. Probed in a forked child: with some arenas that
+    are too small TFLM's Python interpreter crashes the process (SIGSEGV) instead of raising; that counts as no."""
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit status only
+        code = 1
+        try:
+            with _quiet_native_stderr():
+                interp = _interpreter(model, arena_size)
+                interp.set_input(np.zeros(shape, dtype), 0)
+                interp.invoke()
+            code = 0
+        except BaseException:  # noqa: BLE001 - anything that stops the run means "does not run in this arena"
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def min_arena_bytes(path: str | Path) -> int:
