@@ -76,7 +76,7 @@ def test_head_weights_are_shared_across_scales():
     feats = [torch.randn(1, 16, s, s) for s in (8, 4, 2)]
     boxes, logits = head(feats)
     assert boxes.shape == (1, 64 + 16 + 4, 4) and logits.shape == (1, 84, 3)
-    # one set of conv weights: parameters do not grow with the number of levels (only a Scale per level)
+    # one set of conv weights: parameters do not grow with the number of levels (only a Scale and BatchNorms per level)
     convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
     assert sum(1 for c in convs if c.out_channels == 3) == 1
     # the stem and branch convs are one object per level; the BatchNorms are not
@@ -141,3 +141,19 @@ def test_invalid_variant_and_nc():
         LeafYOLO("leafyolo_x")
     with pytest.raises(ValueError, match="nc"):
         LeafYOLO("leafyolo_u", nc=0)
+
+
+def test_a_checkpoint_from_the_old_head_layout_fails_naming_the_file(tmp_path):
+    """Checkpoints saved before the per-level head (keys head.stem.*, head.scales.*) do not load into it: a clear
+    error names the file and the architecture instead of a model with silently missing weights."""
+    from pipeline.io.checkpoint import save_checkpoint
+    from pipeline.io.model_loader import load_model
+
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, LeafYOLO("leafyolo_u", nc=3), ["a", "b", "c"], 64)
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["model"] = {k.replace("head.levels.0.", "head."): v for k, v in ckpt["model"].items()
+                     if not k.startswith(("head.levels.1.", "head.levels.2."))}
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=r"old\.pt: weights do not fit the leafyolo_u architecture"):
+        load_model(path)
