@@ -140,8 +140,7 @@ class LEAFYOLO(nn.Module):
         return self.torch_module("forward")(x)
 
     def __prepare_scriptable__(self) -> nn.Module:
-        """`torch.jit.script(model)` compiles a copy of the PyTorch module this facade wraps (its Python stays out;
-        `pipeline.model.script.scriptable` explains the one change the compiler needs)."""
+        """`torch.jit.script(model)` compiles a copy of the PyTorch module this facade wraps (its Python stays out)."""
         return scriptable(self.torch_module("torch.jit.script"))
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -35,18 +36,33 @@ FITTED: dict[tuple[str, str], BytesFit] = {
 }
 
 
-def conv_totals(model: nn.Module, shared_weights_once: bool = False) -> tuple[int, int]:
-    """(weight values, output channels) over every conv and linear layer, as the exported file holds them: a conv
-    shared by several paths (the head's, one per pyramid level) counts once per path, since folding each path's own
-    BatchNorm into it gives each its own copy; `shared_weights_once` counts its weight values once."""
+def conv_totals(model: nn.Module, shared_weights_once: bool = False, imgsz: int = 64) -> tuple[int, int]:
+    """(weight values, output channels) over every conv and linear layer call, as the exported file holds them: the
+    export traces calls, so a layer called on several paths (the head's shared convs and output convs, once per
+    pyramid level) has one copy per call, each with its own folded BatchNorm; `shared_weights_once` counts its weight
+    values once. Found by one forward pass of an `imgsz` x `imgsz` image (a multiple of the largest stride)."""
     weights = channels = 0
     seen: set[int] = set()
-    for _, m in model.named_modules(remove_duplicate=False):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if not (shared_weights_once and id(m) in seen):
-                weights += m.weight.numel()
-            seen.add(id(m))
-            channels += m.weight.shape[0]
+
+    def count(m: nn.Module, *_: object) -> None:
+        nonlocal weights, channels
+        if not (shared_weights_once and id(m) in seen):
+            weights += m.weight.numel()
+        seen.add(id(m))
+        channels += m.weight.shape[0]
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks = [m.register_forward_hook(count) for m in layers]
+    training = model.training
+    try:
+        in_ch = next(m for m in layers if isinstance(m, nn.Conv2d)).in_channels
+        param = next(model.parameters())
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_ch, imgsz, imgsz, dtype=param.dtype, device=param.device))
+    finally:
+        model.train(training)
+        for h in hooks:
+            h.remove()
     return weights, channels
 
 

@@ -85,10 +85,10 @@ class SharedHead(nn.Module):
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (boxes [B, N, 4] pixel distances, logits [B, N, nc]) with levels concatenated in order."""
         boxes, logits = [], []
-        for feat, level, stride in zip(feats, self.levels, self.strides):
-            x = level.stem(feat)
+        for i, level in enumerate(self.levels):  # not zip(feats, self.levels): TorchScript unrolls this form only
+            x = level.stem(feats[i])
             cls = self.cls_pred(level.cls_branch(x))
-            box = torch.relu(level.scale(self.box_pred(level.box_branch(x)))) * float(stride)
+            box = torch.relu(level.scale(self.box_pred(level.box_branch(x)))) * float(self.strides[i])
             b = cls.shape[0]
             logits.append(cls.reshape(b, self.nc, -1))
             boxes.append(box.reshape(b, 4, -1))
