@@ -152,7 +152,7 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, recipes: list, results: dict[str, list[dict[str, Any]]], header: str) -> None:
     """Write the table of the runs finished so far (rewritten after each run, so a run cut short keeps its rows)."""
-    rows = [summarise(name, sorted(results[name], key=lambda r: r["seed"])) for name, _, _ in recipes
+    rows = [summarise(name, sorted(results[name], key=lambda r: r["order"])) for name, _, _ in recipes
             if results[name]]
     overrides = {name: o for name, _, o in recipes}
     lines = ["# Recipe seed spread (training chain only, FP32 mAP50 of the fine-tuned student)", "", header, "",
@@ -230,6 +230,7 @@ def main() -> None:
         running: list[tuple[str, int, subprocess.Popen, Path]] = []
         results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in recipes}
         pending = list(jobs)
+        order = {work: k for k, (_, _, _, work) in enumerate(jobs)}
         while pending or running:
             while pending and len(running) < args.jobs:
                 name, seed, cmd, work = pending.pop(0)
@@ -243,7 +244,8 @@ def main() -> None:
                     raise SystemExit(f"recipe {name} seed {seed} failed:\n"
                                      + (work / "log.txt").read_text()[-3000:])
                 run = json.loads((work / "result.json").read_text())
-                results[name].append({"seed": seed, **run})
+                # queued order, not finishing order: with --jobs > 1 the rows would swap from run to run
+                results[name].append({"seed": seed, "folder": str(work), "order": order[work], **run})
                 print(f"[{time.perf_counter() - t0:.0f} s] {name} seed {seed}: finetune mAP50 "
                       f"{run['finetune']['map50']:.4f}", flush=True)
                 report(args, recipes, results, header)

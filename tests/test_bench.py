@@ -206,7 +206,8 @@ def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
                 "--reuse", str(tmp_path / "runs"), "--keep", str(tmp_path / "runs2"), "--out", str(reused)],
                timeout=600)
     again_rows = {r["recipe"]: r["runs"][0] for r in json.loads(reused.with_suffix(".json").read_text())}
-    kept_run = rows["base"]["runs"][0]
+    assert [r["folder"] for r in rows["base"]["runs"]] == [str(tmp_path / "runs" / k) for k in kept[:2]]
+    kept_run = rows["base"]["runs"][0]  # listed in queued order, whichever of the two chains finished first
     for run in again_rows.values():
         assert run["upstream"] == str(tmp_path / "runs" / "base-0-seed0")
         assert run["teacher"] == kept_run["teacher"] and run["distill"] == kept_run["distill"]
