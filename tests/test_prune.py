@@ -201,3 +201,18 @@ def test_a_variant_without_a_bytes_model_is_refused_naming_the_bench():
         fit_for("leafyolo_s", "per-tensor")
     for quant_type in ("per-tensor", "per-channel"):  # the default variant has a fit for each granularity
         assert fit_for("leafyolo_u", quant_type).max_rel_error < 0.01
+
+
+def test_counting_conv_calls_leaves_each_module_in_its_own_mode():
+    """The count runs one eval pass; afterwards a frozen part kept in eval stays in eval and the rest in train,
+    and the running BatchNorm statistics are untouched."""
+    from pipeline.compress.bytes_model import conv_totals
+
+    model = fresh_model().train()
+    model.backbone.eval()
+    before = {m: m.training for m in model.modules()}
+    stats = {k: v.clone() for k, v in model.state_dict().items()}
+    weights, channels = conv_totals(model)
+    assert weights > 0 and channels > 0
+    assert {m: m.training for m in model.modules()} == before and model.training and not model.backbone.training
+    assert all(torch.equal(stats[k], v) for k, v in model.state_dict().items())
