@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pipeline.model.modes import eval_mode
+
 
 @dataclass(frozen=True)
 class BytesFit:
@@ -53,15 +55,12 @@ def conv_totals(model: nn.Module, shared_weights_once: bool = False, imgsz: int 
 
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     hooks = [m.register_forward_hook(count) for m in layers]
-    modes = {m: m.training for m in model.modules()}  # each module's own: a frozen part may sit in eval
     try:
         in_ch = next(m for m in layers if isinstance(m, nn.Conv2d)).in_channels
         param = next(model.parameters())
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, in_ch, imgsz, imgsz, dtype=param.dtype, device=param.device))
+        with eval_mode(model), torch.no_grad():
+            model(torch.zeros(1, in_ch, imgsz, imgsz, dtype=param.dtype, device=param.device))
     finally:
-        for m, training in modes.items():
-            m.training = training
         for h in hooks:
             h.remove()
     return weights, channels

@@ -28,6 +28,7 @@ import torch_pruning as tp
 from torch import nn
 
 from pipeline.model.count import count_params
+from pipeline.model.modes import eval_mode
 
 # "taylor" is left out on purpose: torch-pruning 1.6.1's TaylorImportance scores the groups rooted at the Ghost
 # modules' depthwise convs with twice too many entries, which leaves convs whose weights disagree with their
@@ -190,15 +191,10 @@ def _replay_in_place(model: nn.Module, history: History, x: torch.Tensor) -> Non
 @contextmanager
 def _tracing(model: nn.Module) -> Iterator[None]:
     """Trace in eval mode (BatchNorm statistics untouched) with autograd on, as torch-pruning requires."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad(), warnings.catch_warnings():
-            # head.levels.*.scale.value are 0-d parameters with nothing to prune; torch-pruning warns about them anyway
-            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-            yield
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.enable_grad(), warnings.catch_warnings():
+        # head.levels.*.scale.value are 0-d parameters with nothing to prune; torch-pruning warns about them anyway
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        yield
 
 
 def _check_structure(model: nn.Module) -> None:
@@ -216,11 +212,8 @@ def _check_structure(model: nn.Module) -> None:
 
 
 def _eval_forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    was_training = model.training
-    try:
-        return model.eval()(x)
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        return model(x)
 
 
 def _plain_history(history: Any) -> History:

@@ -21,6 +21,7 @@ import torch
 
 from pipeline.infer.postprocess import make_anchors, to_numpy
 from pipeline.io.file_metadata import decode_value, read_tflite_metadata
+from pipeline.model.modes import eval_mode
 
 Outputs = tuple[np.ndarray, np.ndarray]
 
@@ -127,13 +128,8 @@ class TorchBackend:
 
     def __call__(self, batch: np.ndarray) -> Outputs:
         x = torch.from_numpy(np.ascontiguousarray(_check_batch(batch))).to(self.device)
-        was_training = self.model.training
-        try:
-            self.model.eval()
-            with torch.no_grad():
-                out = self.model(x)
-        finally:
-            self.model.train(was_training)
+        with eval_mode(self.model), torch.no_grad():
+            out = self.model(x)
         if not isinstance(out, (tuple, list)) or len(out) < 2:
             raise ValueError(f"{self.name}: model must return (boxes, scores), got {type(out).__name__}")
         boxes, scores = (to_numpy(o).astype(np.float32) for o in out[:2])
