@@ -150,10 +150,11 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def report(args: argparse.Namespace, recipes: list, results: dict[str, list[dict[str, Any]]], header: str) -> None:
+def report(args: argparse.Namespace, recipes: list, results: dict[str, dict[Path, dict[str, Any] | None]],
+           header: str) -> None:
     """Write the table of the runs finished so far (rewritten after each run, so a run cut short keeps its rows)."""
-    rows = [summarise(name, sorted(results[name], key=lambda r: r["order"])) for name, _, _ in recipes
-            if results[name]]
+    rows = [summarise(name, done) for name, _, _ in recipes
+            if (done := [run for run in results[name].values() if run is not None])]
     overrides = {name: o for name, _, o in recipes}
     lines = ["# Recipe seed spread (training chain only, FP32 mAP50 of the fine-tuned student)", "", header, "",
              f"Seeds {args.seeds}; {args.jobs} chains at once (times are under that sharing).", "",
@@ -228,9 +229,11 @@ def main() -> None:
                              + (["--upstream", str(upstream)] if upstream else []), work))
         t0 = time.perf_counter()
         running: list[tuple[str, int, subprocess.Popen, Path]] = []
-        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in recipes}
+        # one slot per run in queued order, filled as runs finish: the rows keep that order whichever finishes first
+        results: dict[str, dict[Path, dict[str, Any] | None]] = {name: {} for name, _, _ in recipes}
+        for name, _, _, work in jobs:
+            results[name][work] = None
         pending = list(jobs)
-        order = {work: k for k, (_, _, _, work) in enumerate(jobs)}
         while pending or running:
             while pending and len(running) < args.jobs:
                 name, seed, cmd, work = pending.pop(0)
@@ -244,8 +247,7 @@ def main() -> None:
                     raise SystemExit(f"recipe {name} seed {seed} failed:\n"
                                      + (work / "log.txt").read_text()[-3000:])
                 run = json.loads((work / "result.json").read_text())
-                # queued order, not finishing order: with --jobs > 1 the rows would swap from run to run
-                results[name].append({"seed": seed, "folder": str(work), "order": order[work], **run})
+                results[name][work] = {"seed": seed, "folder": str(work), **run}
                 print(f"[{time.perf_counter() - t0:.0f} s] {name} seed {seed}: finetune mAP50 "
                       f"{run['finetune']['map50']:.4f}", flush=True)
                 report(args, recipes, results, header)
