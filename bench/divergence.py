@@ -34,16 +34,19 @@ PERTURBATION = 1e-6
 SECTIONS = ("teacher", "distill")
 
 
+class _Enough(Exception):
+    """Raised from the step hook once the asked steps are taken."""
+
+
 def train_steps(section: Any, data_yaml: Path, seed: int, threads: int, steps: int, every: int,
                 perturb: float = 0.0) -> tuple[list[torch.Tensor], list[float]]:
     """The parameter vector after every `every` steps and the loss of each step, of `section`'s variant trained
-    alone for `steps` steps (the section's LR schedule, as `Trainer.fit` runs it)."""
+    alone for the first `steps` steps of `Trainer.fit` (the section's whole LR schedule, stopped there)."""
     from pipeline.config.seeding import seed_everything
     from pipeline.data.data_yaml import load_data_yaml
     from pipeline.model.leafyolo import LeafYOLO
-    from pipeline.train import distributed as dist
     from pipeline.train.run import build_datasets
-    from pipeline.train.trainer import Trainer, build_optimizer, lr_at, warmup_steps
+    from pipeline.train.trainer import Trainer
 
     torch.set_num_threads(threads)
     p = dataclasses.replace(section.train, seed=seed)
@@ -56,32 +59,26 @@ def train_steps(section: Any, data_yaml: Path, seed: int, threads: int, steps: i
         with torch.no_grad():
             for q in model.parameters():
                 q.mul_(1 + perturb * torch.randn(q.shape, generator=g))
+    snapshots: list[torch.Tensor] = []
+    losses: list[float] = []
+
+    def record(step: int, loss: float, net: torch.nn.Module) -> None:
+        losses.append(loss)
+        if (step + 1) % every == 0:
+            snapshots.append(torch.cat([q.detach().flatten().clone() for q in net.parameters()]))
+        if step + 1 == steps:
+            raise _Enough
+
     with tempfile.TemporaryDirectory() as work:
         trainer = Trainer(model, train_set, p, data.names, work, progress=False)
-        seed_everything(seed)
-        loader, sampler = trainer._loader()
-        net = dist.wrap(model, trainer.device)
-        optimizer = build_optimizer(model, None, p)
-        scaler = torch.amp.GradScaler("cuda", enabled=False)
-        total = p.epochs * len(loader)
+        total = p.epochs * len(trainer._loader()[0])
         if not 0 < steps <= total:
             raise ValueError(f"--steps {steps} is more than the {total} steps of {p.epochs} epochs"
                              if steps > 0 else f"--steps must be >= 1, got {steps}")
-        warmup = warmup_steps(p, len(loader), total)
-        snapshots, losses, step = [], [], 0
-        for epoch in range(p.epochs):
-            sampler.set_epoch(epoch)
-            train_set.set_epoch(epoch)
-            model.train()
-            for imgs, targets, _ in loader:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, warmup, p)
-                losses.append(trainer._step(net, imgs, targets, optimizer, scaler)["loss"])
-                step += 1
-                if step % every == 0:
-                    snapshots.append(torch.cat([q.detach().flatten().clone() for q in model.parameters()]))
-                if step == steps:
-                    return snapshots, losses
+        try:
+            trainer.fit(on_step=record)
+        except _Enough:
+            return snapshots, losses
     raise AssertionError("unreachable: steps <= total was checked")
 
 

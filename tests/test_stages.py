@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,16 @@ def test_every_stage_records_its_own_wall_time(chain):
         seconds = read(chain / f"artifacts/{stage}/{name}.json")["seconds"]
         # from process start (imports included) to the metrics write: more than the imports, at most the wall
         assert 0.5 < seconds <= wall + 0.5, (stage, seconds, wall)
+
+
+def test_a_process_age_is_read_to_the_clock_tick():
+    # psutil's create_time() rests on /proc/stat's whole-second boot time: its ages were up to ~1 s too long
+    code = "import time; time.sleep(0.3); from pipeline.stage.steps import process_seconds; print(process_seconds())"
+    t0 = time.time()
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).parents[1]).stdout)
+    wall = time.time() - t0
+    assert 0.3 <= age <= wall + 0.02, (age, wall)  # a 10 ms tick: the start may read up to one tick early
 
 
 def test_data_stage_writes_dataset_and_report(chain):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,9 @@ class Trainer:
             t_ch = [f.shape[1] for f in self.teacher.forward_train(x)[2]]
         return FeatureAdapters(s_ch, t_ch).to(self.device)
 
-    def fit(self) -> TrainResult:
+    def fit(self, on_step: Callable[[int, float, nn.Module], None] | None = None) -> TrainResult:
+        """Train for `p.epochs`. `on_step(step, loss, model)`, when given, runs after every optimizer step
+        (step counted from 0 over all epochs); it may raise to end training there (bench.divergence does)."""
         p = self.p
         seed_everything(p.seed + self.rank)
         loader, sampler = self._loader()
@@ -170,6 +173,8 @@ class Trainer:
                     group["lr"] = lr_at(step, total_steps, warmup, p)
                 parts = self._step(net, imgs, targets, optimizer, scaler)
                 ema.update(self.model)
+                if on_step is not None:
+                    on_step(step, parts["loss"], self.model)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 seen += imgs.shape[0] * self.world
