@@ -16,6 +16,17 @@ import pytest
 from tests.stage_runner import ORDER, REPO, run_stage, write_params
 
 
+def pytest_report_header(config) -> str:
+    """The CPU that runs the suite, in the log's header: a tiny training (every trained fixture here) ends
+    differently on an Intel and an AMD CPU, so a failure report should say which machine it came from."""
+    import torch
+
+    from bench.stamp import cpu_model
+
+    return (f"cpu: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__} "
+            f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads")
+
+
 def run_chain(work: Path, stages=ORDER[:-1]) -> dict[str, float]:
     """Every stage's exact dvc.yaml command, in order, in `work` (which holds params.yaml); wall time per stage."""
     walls = {}

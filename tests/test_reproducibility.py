@@ -65,7 +65,7 @@ def test_two_chain_runs_give_identical_metrics_apart_from_timings(tiny_chain, se
         second = without_timings(json.loads((second_chain / "artifacts" / name).read_text()))
         assert first == second, name
     final = json.loads((tiny_chain / "artifacts/evaluate/metrics.json").read_text())["final"]
-    assert final["map50_ci_low"] <= final["map50"] <= final["map50_ci_high"]
+    assert 0 <= final["map50_ci_low"] <= final["map50_ci_high"] <= 1  # a percentile interval need not hold the estimate
 
 
 API_TRAINING = """
