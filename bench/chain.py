@@ -1,5 +1,6 @@
-"""The training chain (teacher -> distill -> prune -> finetune) in one process, as the stages run it, for benches
-that compare recipes or variants without DVC (`bench.recipe_spread`, `bench.arch_compare`)."""
+"""The training chain (teacher -> distill -> prune -> finetune) in one process, as the stages run it, for the
+studies that compare recipes or variants without DVC (`studies.recipe_spread`, `studies.arch_compare`,
+`studies.finetune_spread`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bench reports: a provenance line (commit, machine, date, command) and the Markdown + JSON files."""
+"""Bench and study reports: a provenance line (commit, machine, date, command) and the Markdown + JSON files."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def command() -> str:
-    """The command that is running, as `python -m bench.<script> <args>`."""
+    """The command that is running, as `python -m bench.<script> <args>` (or `studies.<script>`)."""
     script = Path(sys.argv[0]).resolve()
     try:
         module = ".".join(script.relative_to(REPO).with_suffix("").parts)

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "stages", "leafyolo", "bench")
+PACKAGES = ("pipeline", "stages", "leafyolo", "bench", "studies")
 
 
 def module_file(module: str) -> Path | None:

@@ -1,4 +1,4 @@
-"""bench.arch_compare: the candidates it trains, its case parsing, its paired verdict and one tiny scheduled run."""
+"""studies.arch_compare: the candidates it trains, its case parsing, its paired verdict and one tiny scheduled run."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import arch_compare as ac
 from pipeline.model.leafyolo import LeafYOLO
 from pipeline.model.variants import VARIANTS
+from studies import arch_compare as ac
 
 TINY = Path(__file__).parent / "tiny_params.yaml"
 
@@ -21,8 +21,8 @@ def _params_convs(variant: str, nc: int = 80) -> tuple[int, int]:
     return sum(p.numel() for p in m.parameters()), sum(1 for x in m.modules() if isinstance(x, torch.nn.Conv2d))
 
 
-def test_importing_the_bench_leaves_the_library_variants_alone():
-    assert not set(ac.CANDIDATES) & set(VARIANTS)  # registered only by the bench's own processes
+def test_importing_the_study_leaves_the_library_variants_alone():
+    assert not set(ac.CANDIDATES) & set(VARIANTS)  # registered only by the study's own processes
 
 
 @pytest.mark.parametrize("variant", sorted(ac.CANDIDATES))
@@ -119,7 +119,7 @@ def test_report_names_a_missing_results_file(tmp_path):
     import sys
 
     out = tmp_path / "r.md"
-    proc = subprocess.run([sys.executable, "-m", "bench.arch_compare", "report", "--results", str(tmp_path / "no.json"),
+    proc = subprocess.run([sys.executable, "-m", "studies.arch_compare", "report", "--results", str(tmp_path / "no.json"),
                            "--out", str(out)], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and f"--results {tmp_path / 'no.json'} is not a file" in proc.stderr

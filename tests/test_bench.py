@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.model_table import markdown, rows
-from pipeline.io.model_loader import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,16 +44,6 @@ def test_model_table_counts_params_and_flops():
         assert 0 < r["gflops_320"] < r["gflops_416"]
     text = markdown(table)
     assert text.count("\n") == 4 and "`leafyolo_u`" in text
-
-
-def test_activation_bench_writes_a_report(tmp_path):
-    out = tmp_path / "act.md"
-    _run_bench(["bench.activation_int8", "--acts", "relu", "--params", str(REPO / "tests" / "tiny_params.yaml"),
-                "--n-train", "16", "--out", str(out)], timeout=600)
-    text = out.read_text()
-    assert "Command: `python -m bench.activation_int8" in text and "| relu |" in text
-    (row,) = json.loads(out.with_suffix(".json").read_text())
-    assert 0 <= row["int8_map50"] <= 1 and row["tflite_bytes"] > 0
 
 
 def _bench_python_or_skip() -> None:
@@ -198,102 +186,6 @@ def test_seed_spread_reads_each_artifact_from_its_own_figures():
     assert "teacher (torch FP32)" not in rows  # no teacher figures, no teacher row
 
 
-def test_recipe_spread_repeats_a_seed_exactly_per_recipe(tmp_path):
-    """Seed 0 twice in separate processes gives the same chain (std 0), per recipe row; an unknown key stops
-    before any training."""
-    out = tmp_path / "recipes.md"
-    _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "0",
-                "--jobs", "2", "--threads", "1", "--recipe", "base:", "--recipe", "fewer: data.max_objects=3",
-                "--keep", str(tmp_path / "runs"), "--out", str(out)], timeout=600)
-    rows = {r["recipe"]: r for r in json.loads(out.with_suffix(".json").read_text())}
-    assert set(rows) == {"base", "fewer"} and "| fewer | data.max_objects=3 |" in out.read_text()
-    kept = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/finetune.pt"))
-    assert kept == ["base-0-seed0", "base-1-seed0", "fewer-0-seed0", "fewer-1-seed0"]
-    assert all((tmp_path / "runs" / k / "distill.pt").is_file() for k in kept)
-    again = _bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"),
-                    "--keep", str(tmp_path / "runs"), "--out", str(tmp_path / "again.md")], 120)
-    assert again.returncode != 0 and "the folder is not empty" in again.stderr
-    # --reuse: the kept teacher and distilled student are taken, only prune + finetune run; the same finetune
-    # settings repeat the kept result exactly, other ones differ from it
-    reused = tmp_path / "reused.md"
-    _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0",
-                "--threads", "1", "--recipe", "base:", "--recipe", "hot: finetune.train.lr0=0.05",
-                "--reuse", str(tmp_path / "runs"), "--keep", str(tmp_path / "runs2"), "--out", str(reused)],
-               timeout=600)
-    again_rows = {r["recipe"]: r["runs"][0] for r in json.loads(reused.with_suffix(".json").read_text())}
-    assert [r["folder"] for r in rows["base"]["runs"]] == [str(tmp_path / "runs" / k) for k in kept[:2]]
-    kept_run = rows["base"]["runs"][0]  # listed in queued order, whichever of the two chains finished first
-    for run in again_rows.values():
-        assert run["upstream"] == str(tmp_path / "runs" / "base-0-seed0")
-        assert run["teacher"] == kept_run["teacher"] and run["distill"] == kept_run["distill"]
-        assert not list((tmp_path / "runs2").glob("*/distill.pt"))  # nothing distilled again
-
-    def finetuned(folder: str) -> dict:
-        return load_model(tmp_path / folder / "finetune.pt")[0].state_dict()
-
-    kept_weights = finetuned("runs/base-0-seed0")
-    same, hot = finetuned("runs2/base-0-seed0"), finetuned("runs2/hot-0-seed0")
-    assert all(torch.equal(kept_weights[k], same[k]) for k in kept_weights)
-    assert not all(torch.equal(kept_weights[k], hot[k]) for k in kept_weights)
-    assert "| hot | 0 |" in reused.read_text() and "base-0-seed0 |" in reused.read_text()
-    # another thread count gives other bits: nothing kept at 1 thread is taken for a 2-thread run
-    other = tmp_path / "other_threads.md"
-    _run_bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0",
-                "--threads", "2", "--recipe", "base:", "--reuse", str(tmp_path / "runs"), "--out", str(other)],
-               timeout=600)
-    assert "upstream" not in json.loads(other.with_suffix(".json").read_text())[0]["runs"][0]
-    for row in rows.values():
-        first, second = row["runs"]
-        assert [first[s]["map50"] for s in ("teacher", "distill", "finetune")] == \
-            [second[s]["map50"] for s in ("teacher", "distill", "finetune")]
-        assert row["std"] == 0.0
-    bad = _bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"),
-                  "--recipe", "x: train.no_such_key=1", "--out", str(tmp_path / "bad.md")], 120)
-    assert bad.returncode != 0 and not (tmp_path / "bad.md").exists()
-    assert "teacher.train.no_such_key is not a params.yaml key" in bad.stderr
-
-
-def test_recipe_spread_names_a_missing_reuse_folder_before_any_work(tmp_path):
-    proc = _bench(["bench.recipe_spread", "--params", str(REPO / "tests" / "tiny_params.yaml"),
-                   "--reuse", str(tmp_path / "no_such_runs"), "--out", str(tmp_path / "r.md")], 120)
-    assert proc.returncode != 0 and not (tmp_path / "r.md").exists()
-    assert f"--reuse {tmp_path / 'no_such_runs'}: no such folder" in proc.stderr
-
-
-def test_finetune_spread_repeats_the_stage_and_reports_the_spread(tmp_path):
-    """One pruned checkpoint fine-tuned per seed in a bench process; seed 0 of a second process repeats the first's
-    mAP50 exactly, which the report states against the stage's metrics."""
-    from pipeline.compress.prune import prune
-    from pipeline.data.synthetic import generate_dataset
-    from pipeline.io.checkpoint import save_checkpoint
-    from pipeline.model.leafyolo import LeafYOLO
-
-    data = generate_dataset(tmp_path / "data", n_train=8, n_val=4, imgsz=64)
-    model = LeafYOLO("leafyolo_u", 5)
-    result = prune(model, 0.3, 64, verbose=False)
-    ckpt = tmp_path / "pruned.pt"
-    save_checkpoint(ckpt, result.model, ["ellipse", "triangle", "rectangle", "cross", "star"], 64,
-                    result.pruning_history)
-    args = ["bench.finetune_spread", "--model", str(ckpt), "--data", str(data), "--params",
-            str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "1"]
-    first = tmp_path / "first.md"
-    _run_bench([*args, "--stage-metrics", "", "--out", str(first)], timeout=600)
-    runs = json.loads(first.with_suffix(".json").read_text())["runs"]
-    assert [r["seed"] for r in runs] == [0, 1]
-    stage = tmp_path / "stage.json"
-    stage.write_text(json.dumps({"val/map50": runs[0]["map50"]}))
-    second = tmp_path / "second.md"
-    _run_bench([*args, "--stage-metrics", str(stage), "--out", str(second)], timeout=600)
-    report = json.loads(second.with_suffix(".json").read_text())
-    assert report["stage_repeated"] is True and "identical" in second.read_text()
-    assert report["runs"] == [{**r, "seconds": s["seconds"]} for r, s in zip(runs, report["runs"])]
-    bad = _bench([*args[:-3], "--seeds", "0", "--out", str(tmp_path / "bad.md")], 120)
-    assert bad.returncode != 0 and "at least two seeds" in bad.stderr
-    missing = _bench(["bench.finetune_spread", "--model", str(tmp_path / "no.pt"), "--out", str(tmp_path / "m.md")], 120)
-    assert missing.returncode != 0 and f"{tmp_path / 'no.pt'} is not a file" in missing.stderr
-    assert not (tmp_path / "m.md").exists()
-
-
 def _browser_or_skip() -> None:
     from bench.browser import chromium_path
     from pipeline.export.web_bundle import pinned_ort
@@ -350,25 +242,3 @@ def test_pipeline_sweep_relaxes_every_gate_budget():
     assert check_budgets(worst, GateParams(**relaxed_gate(gate)))["passed"]
     with pytest.raises(ValueError, match="gate.ratio"):
         relaxed_gate({**gate, "ratio": 2})
-
-
-def test_divergence_repeats_the_reference_exactly_and_moves_under_a_hair(tmp_path):
-    """The repeated reference lands on the same weights (distance 0); a 1e-6 perturbation, another thread count
-    and another seed all move them; more steps than the section trains stop with the count named."""
-    out = tmp_path / "div.md"
-    _run_bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--steps", "2",
-                "--every", "1", "--threads", "1", "--out", str(out)], timeout=600)
-    rows = {r["run"]: r for r in json.loads(out.with_suffix(".json").read_text())}
-    assert set(rows) == {"reference", "same again", "2 thread(s)", "perturbed 1e-6", "seed 1"}
-    assert rows["same again"]["distance"] == [0.0, 0.0]
-    assert rows["same again"]["loss"] == rows["reference"]["loss"]
-    assert all(d > 0 for d in rows["perturbed 1e-6"]["distance"])
-    assert rows["seed 1"]["distance"][-1] > rows["perturbed 1e-6"]["distance"][-1] > 0
-    assert "| perturbed 1e-6 |" in out.read_text()
-    bad = _bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--steps", "50",
-                  "--every", "10", "--threads", "1", "--out", str(tmp_path / "bad.md")], 300)
-    assert bad.returncode != 0 and "--steps 50 is more than the 2 steps" in bad.stderr
-    zero = _bench(["bench.divergence", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--every", "0",
-                   "--out", str(tmp_path / "zero.md")], 120)
-    assert zero.returncode != 0 and "--every must be in 1..--steps (100), got 0" in zero.stderr
-    assert not (tmp_path / "zero.md").exists() and not (tmp_path / "bad.md").exists()

@@ -3,7 +3,7 @@ dataset (params.yaml `data`) with the student's training budget (params.yaml `di
 seed for each, converts each through the pipeline's own onnx2tf path, and reports FP32 and INT8 mAP50 and the drop,
 evaluated by the shared evaluator.
 
-    python -m bench.activation_int8 [--acts relu silu] [--epochs N] [--n-train N] [--out bench/results/activation_int8.md]
+    python -m studies.activation_int8 [--acts relu silu] [--epochs N] [--n-train N] [--out studies/results/activation_int8.md]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--epochs", type=int, default=None, help="override distill.train.epochs")
     parser.add_argument("--n-train", type=int, default=None, help="override data.n_train (and n_val to a quarter)")
-    parser.add_argument("--out", default="bench/results/activation_int8.md")
+    parser.add_argument("--out", default="studies/results/activation_int8.md")
     args = parser.parse_args()
     dp = load_section(args.params, "data", DataParams)
     sp = load_section(args.params, "distill", DistillParams)

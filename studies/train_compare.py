@@ -1,7 +1,8 @@
 """From-scratch teacher, from-scratch student and distilled student on one dataset, at the default CPU budget
 (the `teacher` / `distill` train settings of params.yaml), with training throughput.
 
-    python -m bench.train_compare --data ../shared/datasets/bccd/data.yaml [--epochs N] [--out bench/results/bccd.md]
+    python -m studies.train_compare --data ../shared/datasets/bccd/data.yaml [--epochs N]
+        [--out studies/results/train_compare_bccd.md]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="a YOLO data.yaml")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--epochs", type=int, default=None, help="override the epochs of all three runs")
-    parser.add_argument("--out", default="bench/results/train_compare.md")
+    parser.add_argument("--out", default="studies/results/train_compare.md")
     args = parser.parse_args()
     tp = load_section(args.params, "teacher", TeacherParams)
     dp = load_section(args.params, "distill", DistillParams)

@@ -8,11 +8,11 @@ equal on every dataset: the 95 % interval of the paired seed difference lies abo
 -`--margin` (equal, a non-inferiority call); a wider interval is undecided, which does not keep it.
 
     # training (CUDA when present; resumable: finished runs in --results are skipped)
-    python -m bench.arch_compare train --cases default:synthetic:128 bccd:../shared/datasets/bccd/data.yaml:192:3 \\
+    python -m studies.arch_compare train --cases default:synthetic:128 bccd:../shared/datasets/bccd/data.yaml:192:3 \\
         --seeds 0 1 2 --jobs 4 --results runs/arch/results.json [--budget-s 3600]
     # deployable cost of every variant, then the report
-    python -m bench.arch_compare report --results runs/arch/results.json --sizes 128 256 \\
-        [--out bench/results/arch_compare.md]
+    python -m studies.arch_compare report --results runs/arch/results.json --sizes 128 256 \\
+        [--out studies/results/arch_compare.md]
 
 A case is NAME:DATA:IMGSZ[:EPOCH_SCALE]; DATA `synthetic` generates the default dataset (params.yaml `data`) in the
 work folder; EPOCH_SCALE multiplies every stage's epochs (small datasets take fewer steps per epoch).
@@ -45,7 +45,7 @@ CANDIDATES: dict[str, VariantSpec] = {
 
 
 def register_candidates() -> None:
-    """Make the candidates buildable by name in this process only (bench-only: the library's VARIANTS stay as they
+    """Make the candidates buildable by name in this process only (study-only: the library's VARIANTS stay as they
     are elsewhere; a kept candidate moves to pipeline/model/variants.py)."""
     for name, spec in CANDIDATES.items():
         VARIANTS.setdefault(name, spec)
@@ -206,7 +206,7 @@ def schedule(jobs: list[dict[str, Any]], results_path: Path, n_parallel: int, bu
             Path(job["work"]).mkdir(parents=True, exist_ok=True)
             Path(job["teacher"]).parent.mkdir(parents=True, exist_ok=True)
             log = open(Path(job["work"]) / "log.txt", "w")
-            proc = subprocess.Popen([sys.executable, "-m", "bench.arch_compare", "one", json.dumps(job)],
+            proc = subprocess.Popen([sys.executable, "-m", "studies.arch_compare", "one", json.dumps(job)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env)
             log.close()
             running[job["id"]] = (proc, job, time.time())
@@ -392,7 +392,7 @@ def main() -> None:
     r.add_argument("--margin", type=float, default=0.01, help="mAP50 a candidate may lose and still count as equal")
     r.add_argument("--command", default="", help="the train command that made --results, quoted in the report")
     r.add_argument("--note", default="", help="where and how the training ran, said in the report")
-    r.add_argument("--out", default="bench/results/arch_compare.md")
+    r.add_argument("--out", default="studies/results/arch_compare.md")
     o = sub.add_parser("one")
     o.add_argument("job")
     args = parser.parse_args()
@@ -423,7 +423,7 @@ def main() -> None:
     results = json.loads(Path(args.results).read_text())
     deploy = deploy_costs(args.variants, args.sizes, args.nc, args.sparsity)
     lines = ["# Fewer, wider layers: candidate students against `leafyolo_u`", "", header, "",
-             "Candidates (`bench/arch_compare.py` CANDIDATES): " + "; ".join(
+             "Candidates (`studies/arch_compare.py` CANDIDATES): " + "; ".join(
                  f"`{k}` = widths {s.widths}, Ghost bottlenecks {s.depths}, neck {s.neck_width} x depth "
                  f"{s.neck_depth}, head depth {s.head_depth}" for k, s in CANDIDATES.items())
              + f"; baseline `{BASELINE}` = {VARIANTS[BASELINE]}.", ""]

@@ -1,12 +1,12 @@
 """Where the seed spread is made: the `finetune` stage alone, once per seed, from ONE pruned checkpoint (by default
 the committed run's `artifacts/prune/model.pt`) with the params.yaml finetune recipe. Its spread is what fine-tuning
-adds; the rest of the whole chain's spread (`bench.seed_spread`, `bench.recipe_spread`) comes from upstream (teacher,
+adds; the rest of the whole chain's spread (`bench.seed_spread`, `studies.recipe_spread`) comes from upstream (teacher,
 distillation, pruning). The run at the checkpoint's own finetune seed repeats the stage's result bit for bit (same
 thread count), which the report checks against `--stage-metrics`.
 
-    python -m bench.finetune_spread [--model artifacts/prune/model.pt] [--data artifacts/data/dataset/data.yaml]
+    python -m studies.finetune_spread [--model artifacts/prune/model.pt] [--data artifacts/data/dataset/data.yaml]
         [--params params.yaml] [--seeds 0 1 2 3] [--stage-metrics artifacts/finetune/metrics.json]
-        [--out bench/results/finetune_spread.md]
+        [--out studies/results/finetune_spread.md]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--stage-metrics", default="artifacts/finetune/metrics.json",
                         help="the finetune stage's metrics of the same checkpoint ('' to skip the check)")
-    parser.add_argument("--out", default="bench/results/finetune_spread.md")
+    parser.add_argument("--out", default="studies/results/finetune_spread.md")
     args = parser.parse_args()
     for path in (args.model, args.data, args.params):
         if not Path(path).is_file():

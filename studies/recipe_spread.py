@@ -6,8 +6,8 @@ A recipe is params.yaml plus overrides: `--recipe "ema: train.ema_tau=100 train.
 `train.` applies to the teacher, distill and finetune train sections alike). No export or INT8 evaluation, so it
 runs where TensorFlow and DVC are not installed (a GPU machine, say); `bench.seed_spread` measures the full chain.
 
-    python -m bench.recipe_spread [--recipe "NAME: key=value ..."]... [--seeds 0 1 2] [--jobs 3]
-        [--out bench/results/recipe_spread.md] [--keep DIR]
+    python -m studies.recipe_spread [--recipe "NAME: key=value ..."]... [--seeds 0 1 2] [--jobs 3]
+        [--out studies/results/recipe_spread.md] [--keep DIR]
 
 `--keep DIR` keeps every run's folder (teacher.pt, distill.pt, finetune.pt, log.txt), for example to fine-tune the
 same distilled students with other settings afterwards.
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="chains run at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per chain (0: torch's choice)")
-    parser.add_argument("--out", default="bench/results/recipe_spread.md")
+    parser.add_argument("--out", default="studies/results/recipe_spread.md")
     parser.add_argument("--keep", default=None,
                         help="keep each run's folder (checkpoints, log) under this folder instead of a temp one")
     parser.add_argument("--reuse", default=None,
@@ -223,7 +223,7 @@ def main() -> None:
                 seeded = with_seed(params, seed)
                 (work / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
                 upstream = find_upstream(Path(args.reuse), seeded, threads) if args.reuse else None
-                jobs.append((name, seed, [sys.executable, "-m", "bench.recipe_spread", "--threads",
+                jobs.append((name, seed, [sys.executable, "-m", "studies.recipe_spread", "--threads",
                                           str(args.threads), "--one", str(work / "params.yaml"), str(data_yaml),
                                           str(work), str(work / "result.json")]
                              + (["--upstream", str(upstream)] if upstream else []), work))

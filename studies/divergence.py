@@ -1,14 +1,14 @@
 """How chaotic is training? The weights of one training section's first steps, run again with a hair changed, set
 against a reference run: why another thread count (or CPU) gives another model, and why the seed spread is wide.
 
-    python -m bench.divergence [--params params.yaml] [--section teacher] [--steps 100] [--every 10] [--seed 0]
-        [--threads 2] [--data DATA_YAML] [--out bench/results/divergence.md]
+    python -m studies.divergence [--params params.yaml] [--section teacher] [--steps 100] [--every 10] [--seed 0]
+        [--threads 2] [--data DATA_YAML] [--out studies/results/divergence.md]
 
 Runs, each in this process, of the section's variant trained alone (no teacher) on the params' dataset with the
 section's train settings and LR schedule, for `--steps` optimizer steps:
 
 - reference: `--threads` torch threads, `--seed` (initial weights, data order, augmentation)
-- same again: the reference repeated (distance 0: the bench itself is deterministic)
+- same again: the reference repeated (distance 0: the study itself is deterministic)
 - other threads: the same seed at another torch thread count (1, or 2 when `--threads` is 1)
 - perturbed: the reference with every initial weight scaled by (1 + 1e-6 N(0, 1))
 - other seed: `--seed` + 1
@@ -95,15 +95,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=None, help="a data.yaml (default: the params' dataset, generated)")
-    parser.add_argument("--out", default="bench/results/divergence.md")
+    parser.add_argument("--out", default="studies/results/divergence.md")
     args = parser.parse_args()
     if not 0 < args.every <= args.steps:
         parser.error(f"--every must be in 1..--steps ({args.steps}), got {args.every}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    from bench.recipe_spread import dataset_for
     from pipeline.config.params import load_section
     from pipeline.config.stages import DistillParams, TeacherParams
+    from studies.recipe_spread import dataset_for
 
     section = load_section(args.params, args.section, {"teacher": TeacherParams, "distill": DistillParams}[args.section])
     header = stamp()
