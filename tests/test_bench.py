@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -154,8 +155,22 @@ def test_collect_gathers_reports_in_order_and_relinks_plots(tmp_path):
     assert body.index("## Deploy") < body.index("## Sweep") and "### Trade-off" in body
     assert "![plot](../bench/results/pipeline_sweep.png)" in body
     assert (tmp_path / "docs" / "benchmarks.md").read_text() == body
+    (link,) = re.findall(r"\[docs/studies/README.md\]\(([^)]+)\)", body)  # the studies' index, from docs/
+    assert (tmp_path / "docs" / link).resolve() == REPO / "docs" / "studies" / "README.md"
     with pytest.raises(FileNotFoundError, match="no bench reports"):
         collect(tmp_path / "empty", tmp_path / "x.md")
+    (results / "recipe_spread_probe.md").write_text("# A study\n")  # not a comparison of the suite
+    with pytest.raises(ValueError, match="recipe_spread_probe.md not in bench/collect.py ORDER"):
+        collect(results, tmp_path / "docs" / "benchmarks.md")
+    assert (tmp_path / "docs" / "benchmarks.md").read_text() == body  # left as it was
+
+
+def test_collect_order_is_exactly_the_committed_bench_reports():
+    """One docs/benchmarks.md section per comparison of the suite; the studies' reports live in studies/results/."""
+    from bench.collect import ORDER
+
+    assert len(set(ORDER)) == len(ORDER)
+    assert set(ORDER) == {p.stem for p in (REPO / "bench" / "results").glob("*.md")}
 
 
 def test_seed_spread_runs_one_chain_per_seed_and_reports_the_spread(tmp_path):
