@@ -12,7 +12,7 @@ on the same data, image size and CPU, then exported to full-INT8 TFLite through 
    intervals over those images.
 
     python -m bench.accuracy_compare --data ../shared/datasets/bccd/data.yaml [--params params.yaml] [--work DIR]
-                                     [--out bench/results/accuracy_bccd.md]
+                                     [--out bench/results/accuracy_compare.md]
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The Ultralytics half of the comparisons. Runs ONLY in the bench environment (`.venv-bench`, see
 `scripts/bench_env.sh`: Ultralytics needs torchvision, which does not load beside the project's CPU torch build),
-called as a subprocess by bench/deploy_compare.py and bench/bccd_compare.py. Offline: no hub, no fonts, no plots,
-no weight downloads (models are built from their yaml).
+called as a subprocess through bench/ultralytics_env.py: `export` by bench/deploy_compare.py (and bench/tflm_arena.py
+through deploy_compare.build_fp32), `train` by bench/accuracy_compare.py (the BCCD comparison). Offline: no hub, no fonts, no
+plots, no weight downloads (models are built from their yaml).
 
     python bench/ultralytics_side.py export --cfg yolov8n.yaml --nc 80 --imgsz 320 --out m.onnx [--weights w.pt]
     python bench/ultralytics_side.py train --cfg yolov8n.yaml --data data.yaml --imgsz 192 --epochs 14 --batch 8 \
