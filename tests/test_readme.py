@@ -1,0 +1,93 @@
+"""README.md is for users and its figures come from the committed files they describe (bench/readme.py)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+import yaml
+
+from bench.readme import BLOCK, documents, hand_typed, render, stale_blocks
+from tests.simple_data import write_simple_dataset
+from tests.stage_runner import REPO, run_stage, write_params
+
+README = REPO / "README.md"
+
+
+def section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_every_generated_block_matches_its_source():
+    for path in documents():
+        assert stale_blocks(path.read_text()) == [], f"{path.name}: run `python -m bench.readme`"
+
+
+def test_a_changed_figure_fails_the_check():
+    text = README.read_text()
+    assert len(BLOCK.findall(text)) >= 8
+    size = re.search(r"\*\*([\d,]+)-byte\*\*", text).group(1)  # the headline's INT8 TFLite size
+    edited = text.replace(f"**{size}-byte**", f"**{int(size.replace(',', '')) + 1:,}-byte**")
+    assert stale_blocks(edited) == ["headline"]
+    assert render(edited) == text  # regenerating puts the source's figure back
+
+
+def test_no_measured_number_is_typed_by_hand():
+    for path in (README, REPO / "docs" / "design.md", REPO / "docs" / "reading-the-numbers.md"):
+        assert hand_typed(path.read_text()) == [], f"{path.name}: put these figures in a generated block"
+    assert hand_typed("the file is 605,304 bytes") == ["605,304"]  # the check sees a typed figure
+
+
+def test_a_newcomer_finds_the_commands_results_own_data_and_gpu_early():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 250
+    at = {h: next(i for i, line in enumerate(lines) if line == f"## {h}")
+          for h in ("The two commands", "What you get", "Your own dataset", "Full scale on a GPU")}
+    assert list(at.values()) == sorted(at.values()) and at["The two commands"] < 20 and at["Full scale on a GPU"] < 130
+    assert "bash scripts/run.sh" in lines[at["The two commands"] + 3]
+
+
+def test_every_link_into_the_repository_exists():
+    for path in documents():
+        for target in re.findall(r"\]\(([^)#]+)\)", path.read_text()):
+            if not target.startswith("http"):
+                assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+def full_scale_overrides(data_yaml, data_root) -> dict:
+    """The README's GPU command as params overrides, its example paths replaced by a dataset made here."""
+    block = re.search(r"```bash\n(.*?)```", section(README.read_text(), "Full scale on a GPU"), re.S).group(1)
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:3] == ["dvc", "exp", "run"]
+    overrides: dict = {}
+    for flag, assignment in zip(argv[3::2], argv[4::2]):
+        assert flag == "-S", argv
+        key, value = assignment.split("=", 1)
+        value = value.replace("/data/visdrone/my_data.yaml", str(data_yaml)).replace("/data/visdrone", str(data_root))
+        node = overrides
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return overrides
+
+
+def test_the_full_scale_command_passes_the_data_stage_checks(tmp_path):
+    """The data stage parses every section and checks them against the data before any training: the README's GPU
+    command, on a dataset of its own (the settings are only checked, nothing trains)."""
+    data_yaml = write_simple_dataset(tmp_path / "my_data", n_images=6, imgsz=64)
+    overrides = full_scale_overrides(data_yaml, data_yaml.parent)
+    assert overrides["teacher"]["train"]["epochs"] == 300 and overrides["data"]["dep"] == str(data_yaml.parent)
+    write_params(tmp_path / "run", **overrides)
+    proc = run_stage("data", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    del overrides["data"]["dep"]  # the mistake the README's command once had: the data stage names it
+    write_params(tmp_path / "bad", **overrides)
+    proc = run_stage("data", tmp_path / "bad")
+    assert proc.returncode != 0 and "data.dep" in proc.stderr
+
+
+@pytest.mark.parametrize("heading", ["Params that matter (`params.yaml`)", "Python API and CLI"])
+def test_sections_the_other_readme_tests_read_are_there(heading):
+    assert section(README.read_text(), heading).strip()
