@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.common.seeding import seed_everything
 from pipeline.compress.prune import PruneResult, prune
-from pipeline.config.seeding import seed_everything
 from pipeline.config.stages import DistillParams, FinetuneParams, PruneParams, TeacherParams
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.io.model_loader import load_model

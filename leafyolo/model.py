@@ -26,7 +26,7 @@ from leafyolo.options import (
     parse_options,
 )
 from leafyolo.training import run as run_training
-from pipeline.config.seeding import warm_up_math_kernels
+from pipeline.common.seeding import warm_up_math_kernels
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
 from pipeline.evaluate.evaluator import evaluate
@@ -52,7 +52,7 @@ class LEAFYOLO(nn.Module):
     def __init__(self, model: str | Path | nn.Module = "detect", variant: str = "leafyolo_u", nc: int = 80,
                  names: list[str] | None = None, act: str = "relu", imgsz: int | None = None, seed: int = 0):
         super().__init__()
-        warm_up_math_kernels()  # torch's first vector-math call per thread can be inexact (pipeline/config/seeding.py)
+        warm_up_math_kernels()  # torch's first vector-math call per thread can be inexact (pipeline/common/seeding.py)
         self.names: list[str] = []
         self.imgsz = imgsz or DEFAULT_IMGSZ
         self.pruning_history: list = []

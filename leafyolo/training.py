@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from leafyolo.options import TrainOptions, augment_for_strength
-from pipeline.config.seeding import seed_everything
+from pipeline.common.seeding import seed_everything
 from pipeline.config.train import TrainParams
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.labels import list_images

@@ -7,8 +7,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from pipeline.common.seeding import warm_up_math_kernels
 from pipeline.config.params import load_section
-from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import CalibrateParams, OnnxParams
 from pipeline.data.calibration import draw_calibration_images
 from pipeline.export.onnx_export import export_onnx

@@ -5,8 +5,8 @@ loss = alpha * (class-score KL + neck feature imitation) + (1 - alpha) * detecti
 
 from __future__ import annotations
 
+from pipeline.common.seeding import seed_everything
 from pipeline.config.params import load_section
-from pipeline.config.seeding import seed_everything
 from pipeline.config.stages import DistillParams
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.io.model_loader import load_model

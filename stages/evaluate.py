@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.common.seeding import warm_up_math_kernels
 from pipeline.config.params import load_section
-from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import EvaluateParams
 from pipeline.evaluate.artifacts import evaluate_artifacts, final_figures, mean_pr_curve
 from pipeline.evaluate.micro import REFERENCE_IMAGES, evaluate_micro

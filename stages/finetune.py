@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pipeline.common.seeding import seed_everything
 from pipeline.config.params import load_section
-from pipeline.config.seeding import seed_everything
 from pipeline.config.stages import FinetuneParams
 from pipeline.io.model_loader import load_model
 from pipeline.model.count import count_params

@@ -4,8 +4,8 @@ the class names, image size and variant in their metadata_props."""
 
 from __future__ import annotations
 
+from pipeline.common.seeding import warm_up_math_kernels
 from pipeline.config.params import load_section
-from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import OnnxParams
 from pipeline.export.onnx_export import export_onnx
 from pipeline.io.file_metadata import file_metadata

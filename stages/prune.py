@@ -6,10 +6,10 @@ The checkpoint stores the pruning history, so later stages rebuild the pruned ar
 
 from __future__ import annotations
 
+from pipeline.common.seeding import warm_up_math_kernels
 from pipeline.compress.bytes_model import fit_for
 from pipeline.compress.prune import prune, prune_to_bytes
 from pipeline.config.params import load_section
-from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import PruneParams, TfliteParams
 from pipeline.io.checkpoint import save_checkpoint
 from pipeline.io.model_loader import load_model

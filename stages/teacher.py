@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pipeline.common.seeding import seed_everything
 from pipeline.config.params import load_section
-from pipeline.config.seeding import seed_everything
 from pipeline.config.stages import TeacherParams
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.io.checkpoint import save_checkpoint

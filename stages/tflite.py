@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.common.seeding import warm_up_math_kernels
 from pipeline.config.params import load_section
-from pipeline.config.seeding import warm_up_math_kernels
 from pipeline.config.stages import PruneParams, TfliteParams
 from pipeline.export.c_array import write_c_array
 from pipeline.export.common import ExportError

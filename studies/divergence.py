@@ -42,7 +42,7 @@ def train_steps(section: Any, data_yaml: Path, seed: int, threads: int, steps: i
                 perturb: float = 0.0) -> tuple[list[torch.Tensor], list[float]]:
     """The parameter vector after every `every` steps and the loss of each step, of `section`'s variant trained
     alone for the first `steps` steps of `Trainer.fit` (the section's whole LR schedule, stopped there)."""
-    from pipeline.config.seeding import seed_everything
+    from pipeline.common.seeding import seed_everything
     from pipeline.data.data_yaml import load_data_yaml
     from pipeline.model.leafyolo import LeafYOLO
     from pipeline.train.run import build_datasets

@@ -8,7 +8,16 @@ import sys
 
 import pytest
 
-from tests.import_graph import REPO, declared_code_deps, expected_code_deps, find_cycle, stage_modules, unresolved_imports
+from tools.import_graph import (
+    LAYERS,
+    REPO,
+    declared_code_deps,
+    expected_code_deps,
+    find_cycle,
+    layer_violations,
+    stage_modules,
+    unresolved_imports,
+)
 
 
 @pytest.mark.parametrize("stage", sorted(stage_modules()))
@@ -16,7 +25,7 @@ def test_dvc_yaml_code_deps_are_the_stage_import_closure(stage):
     expected = expected_code_deps(stage)
     assert declared_code_deps(stage) == expected, (
         f"dvc.yaml stage {stage!r}: code deps differ from what stages/{stage}.py imports; run "
-        f"`python -m tests.import_graph --write` (expected {expected})")
+        f"`python -m tools.import_graph --write` (expected {expected})")
 
 
 def test_every_import_resolves_inside_this_checkout():
@@ -27,6 +36,13 @@ def test_every_import_resolves_inside_this_checkout():
 def test_no_import_cycles():
     cycle = find_cycle()
     assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
+
+
+def test_pipeline_packages_import_only_from_lower_layers():
+    """Imports run one way: shared helpers (common/) at the bottom, stage plumbing (stage/) at the top."""
+    assert layer_violations() == [], f"imports against the layer order {LAYERS}"
+    packages = sorted(p.name for p in (REPO / "pipeline").iterdir() if (p / "__init__.py").is_file())
+    assert packages == sorted(LAYERS)
 
 
 def test_pipeline_is_grouped_by_concern():

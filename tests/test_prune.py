@@ -77,6 +77,27 @@ def test_invalid_sparsity_names_key(bad):
         prune(fresh_model(), bad, IMGSZ, verbose=False)
 
 
+@pytest.mark.parametrize("bad", [-0.1, 0.96, float("nan"), "0.3", True])
+def test_params_pruner_and_api_share_one_sparsity_range(bad):
+    """params.yaml's prune.sparsity, prune() and the API's compression_ratio (1 - sparsity) are checked against the
+    one range of pipeline/compress/sparsity.py."""
+    from leafyolo.utils.compression import check_ratio
+    from pipeline.compress.sparsity import MAX_SPARSITY
+    from pipeline.config.params import section_from
+    from pipeline.config.stages import PruneParams
+
+    expected = rf"sparsity must be a number in \[0, {MAX_SPARSITY}\]"
+    number = isinstance(bad, float)  # a string or bool stops at the typed parsing, before the range
+    with pytest.raises(ValueError, match=r"prune\." + (expected if number else "sparsity")):
+        section_from({"prune": {"sparsity": bad, "importance": "l2", "target_bytes": 0}}, "params.yaml", "prune",
+                     PruneParams)
+    with pytest.raises(ValueError, match=expected):
+        prune(fresh_model(), bad, IMGSZ, verbose=False)
+    with pytest.raises(ValueError, match="compression_ratio must be a number"):
+        check_ratio(1 - bad if isinstance(bad, float) else bad)
+    assert check_ratio(round(1 - MAX_SPARSITY, 6)) == pytest.approx(1 - MAX_SPARSITY) and check_ratio(1) == 1
+
+
 def test_invalid_importance_and_imgsz():
     with pytest.raises(ValueError, match=r"prune\.importance"):
         prune(fresh_model(), 0.3, IMGSZ, importance="l3", verbose=False)

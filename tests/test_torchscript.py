@@ -22,7 +22,7 @@ RELOAD = """
 import json, sys
 import torch
 torch.set_num_threads(int(sys.argv[3]))
-torch.ones(max(1, torch.get_num_threads()) * (1 << 15)).exp()  # warm-up, as pipeline/config/seeding.py explains
+torch.ones(max(1, torch.get_num_threads()) * (1 << 15)).exp()  # warm-up, as pipeline/common/seeding.py explains
 extra = {"metadata.json": ""}
 model = torch.jit.load(sys.argv[1], _extra_files=extra)
 cases = torch.load(sys.argv[2])

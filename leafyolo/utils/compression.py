@@ -22,7 +22,7 @@ from leafyolo.model import LEAFYOLO
 from leafyolo.options import TrainOptions, parse_options
 from leafyolo.training import run_dir, teacher_cache_path, train_params
 from leafyolo.utils.pruning import as_leafyolo, prune_model
-from pipeline.compress.prune import MAX_SPARSITY
+from pipeline.compress.sparsity import MAX_SPARSITY, check_sparsity
 from pipeline.model.count import count_params
 from pipeline.model.variants import VARIANTS
 
@@ -30,10 +30,15 @@ MIN_RATIO = round(1.0 - MAX_SPARSITY, 6)  # prune() removes at most MAX_SPARSITY
 
 
 def check_ratio(ratio: Any) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not MIN_RATIO <= ratio <= 1:
+    """`compression_ratio` is 1 - sparsity: a number whose sparsity passes the one sparsity check."""
+    try:
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or ratio > 1:
+            raise ValueError
+        check_sparsity(round(1.0 - ratio, 12))
+    except ValueError:
         raise ValueError(f"compression_ratio must be a number in [{MIN_RATIO}, 1], the fraction of the student's "
                          f"parameters kept (0.7 keeps 70 % and removes 30 %, like prune_model(sparsity=0.3)); "
-                         f"got {ratio!r}")
+                         f"got {ratio!r}") from None
     return float(ratio)
 
 

@@ -27,6 +27,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from pipeline.compress.sparsity import MAX_SPARSITY, check_sparsity
 from pipeline.model.count import count_params
 from pipeline.model.modes import eval_mode
 
@@ -34,7 +35,6 @@ from pipeline.model.modes import eval_mode
 # modules' depthwise convs with twice too many entries, which leaves convs whose weights disagree with their
 # in/out_channels (the model no longer runs). Magnitude importance handles these groups correctly.
 IMPORTANCES = ("l1", "l2")
-MAX_SPARSITY = 0.95
 MAX_CHANNEL_RATIO = 0.9  # search bound; leafyolo_u keeps ~3 % of its parameters there, more than MAX_SPARSITY needs
 MAX_SEARCH_STEPS = 12
 
@@ -228,9 +228,7 @@ def _plain_history(history: Any) -> History:
 # --- inputs -----------------------------------------------------------------------------------------------
 
 def _validate(sparsity: Any, imgsz: Any, importance: Any, round_to: Any, tol: Any) -> None:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real) or not 0 <= sparsity <= MAX_SPARSITY:
-        raise ValueError(f"prune.sparsity must be a number in [0, {MAX_SPARSITY}] (the fraction of the "
-                         f"parameters removed), got {sparsity!r}")
+    check_sparsity(sparsity)
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
         raise ValueError(f"imgsz must be a positive multiple of 32, got {imgsz!r}")
     if importance not in IMPORTANCES:

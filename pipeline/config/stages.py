@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.compress.sparsity import check_sparsity
 from pipeline.config.train import TrainParams
 from pipeline.model.variants import VARIANTS
 
@@ -85,8 +86,7 @@ class PruneParams:
     target_bytes: int  # > 0: prune to this INT8 TFLite size instead (prune.sparsity is then ignored)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.sparsity <= 0.95:
-            raise ValueError(f"sparsity must be in [0, 0.95], got {self.sparsity}")
+        check_sparsity(self.sparsity, "sparsity")  # load_section prefixes the section: prune.sparsity
         if self.target_bytes < 0:
             raise ValueError(f"target_bytes must be 0 (prune by sparsity) or a file size in bytes, got {self.target_bytes}")
         if self.importance not in ("l1", "l2"):
@@ -129,6 +129,11 @@ class CalibrateParams:
             raise ValueError(f"subset_size must be > 0, got {self.subset_size}")
         if self.preset not in ("mixed", "performance"):
             raise ValueError(f"preset must be 'mixed' or 'performance', got {self.preset!r}")
+
+
+def calibration_size(subset_size: int, n_train: int) -> int:
+    """The calibration images actually drawn: `calibrate.subset_size`, at most the whole training split."""
+    return min(subset_size, n_train)
 
 
 @dataclass(frozen=True)

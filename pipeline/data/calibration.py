@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config.stages import calibration_size
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.dataset import YoloDataset
-from pipeline.stage.preflight import calibration_size
 
 
 def draw_calibration_images(data_yaml: str | Path, imgsz: int, subset_size: int, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from pipeline.config.seeding import warm_up_math_kernels
+from pipeline.common.seeding import warm_up_math_kernels
 
 
 def measure_latency(backend, imgsz: int, runs: int = 30, warmup: int = 5, seed: int = 0) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.config.seeding import seeded
+from pipeline.common.seeding import seeded
 from pipeline.model.backbone import Backbone
 from pipeline.model.head import SharedHead
 from pipeline.model.neck import GhostPAN

@@ -29,6 +29,7 @@ from pipeline.config.stages import (
     TeacherParams,
     TfliteParams,
     WebParams,
+    calibration_size,
 )
 
 SECTIONS: dict[str, type] = {
@@ -72,11 +73,6 @@ def check_teacher_weights(p: TeacherParams, nc: int | None, data_name: str) -> N
     if nc is not None and int(ckpt["nc"]) != nc:
         raise ParamsError(f"teacher.weights {p.weights} predicts nc={ckpt['nc']} classes, but {data_name} has "
                           f"nc={nc}; expected a teacher trained on these classes")
-
-
-def calibration_size(subset_size: int, n_train: int) -> int:
-    """The calibration images actually drawn: `calibrate.subset_size`, at most the whole training split."""
-    return min(subset_size, n_train)
 
 
 def check_chain(params_path: str | Path, data_yaml: str | Path | None = None,

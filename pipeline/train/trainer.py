@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pipeline.config.seeding import epoch_permutation, seed_everything, seeded
+from pipeline.common.seeding import epoch_permutation, seed_everything, seeded
 from pipeline.config.train import TrainParams
 from pipeline.data.dataset import collate
 from pipeline.io.checkpoint import atomic_torch_save, model_meta, safe_load, save_checkpoint

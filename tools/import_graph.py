@@ -1,8 +1,8 @@
 """The project's import graph, read from the source (AST, imports inside functions included): used by the tests
 that keep dvc.yaml's code deps equal to what each stage imports, and the graph free of cycles.
 
-    python -m tests.import_graph           # prints, per dvc.yaml stage, the code deps its imports call for
-    python -m tests.import_graph --write   # rewrites those deps in dvc.yaml (artifact and param deps kept)
+    python -m tools.import_graph           # prints, per dvc.yaml stage, the code deps its imports call for
+    python -m tools.import_graph --write   # rewrites those deps in dvc.yaml (artifact and param deps kept)
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "stages", "leafyolo", "bench", "studies")
+PACKAGES = ("pipeline", "stages", "leafyolo", "bench", "studies", "tools")
+# pipeline/'s packages, lowest first: each may import only from those before it (and from itself)
+LAYERS = ("common", "model", "compress", "io", "config", "data", "infer", "evaluate", "export", "train", "stage")
 
 
 def module_file(module: str) -> Path | None:
@@ -225,3 +227,22 @@ if __name__ == "__main__":
         print(f"{name}:")
         for dep in expected_code_deps(name):
             print(f"      - {dep}")
+
+
+def layer_violations() -> list[str]:
+    """Every import inside pipeline/ that reaches a package at its own layer or above (LAYERS), as
+    'pipeline.a.x -> pipeline.b.y'; a package missing from LAYERS is reported too."""
+    found = []
+    for path in sorted((REPO / "pipeline").rglob("*.py")):
+        source = module_name(path).split(".")
+        if len(source) < 2:
+            continue
+        for target in sorted(imports_of(path)):
+            parts = target.split(".")
+            if parts[0] != "pipeline" or len(parts) < 2 or parts[1] == source[1]:
+                continue
+            if source[1] not in LAYERS or parts[1] not in LAYERS:
+                found.append(f"{module_name(path)} -> {target} (a package not in LAYERS)")
+            elif LAYERS.index(parts[1]) > LAYERS.index(source[1]):
+                found.append(f"{module_name(path)} -> {target}")
+    return found

@@ -1,0 +1,1 @@
+"""Helpers below every other package of the library (seeding): they import nothing from pipeline/."""
