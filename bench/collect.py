@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from bench.stamp import HEAD_FIX, STAMP, older_than_head_fix
 from pipeline.io.atomic import atomic_write_text
 
 ORDER = ("deploy_compare", "quant_granularity", "tflite_bytes", "tflm_arena", "web_latency", "accuracy_compare",
@@ -38,6 +39,10 @@ def collect(results: Path, out: Path) -> str:
              f"[docs/studies/README.md]({studies}).", ""]
     for path in reports:
         text = re.sub(r"^(#+) ", r"#\1 ", path.read_text().strip(), flags=re.M)  # each report one level down
+        stamp = STAMP.search(text)
+        if stamp and older_than_head_fix(stamp["commit"]):
+            text = text.replace(stamp.group(0), stamp.group(0) + f"  \n**Measured on the model before its per-level "
+                                f"head BatchNorms ({HEAD_FIX}); not re-run yet.**", 1)
         text = re.sub(r"!\[([^\]]*)\]\(([^)/]+\.png)\)", lambda m: f"![{m.group(1)}]({rel}/{m.group(2)})", text)
         parts += [text, ""]
     body = "\n".join(parts)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,13 +23,12 @@ from typing import Any
 import yaml
 
 from bench.results_table import markdown as results_markdown
+from bench.stamp import HEAD_FIX, STAMP, older_than_head_fix
 from pipeline.evaluate.results import read_metrics
 from pipeline.io.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("data", "teacher", "distill", "prune", "finetune", "calibrate", "onnx", "web", "tflite", "evaluate")
-HEAD_FIX = "7ffa373"  # one BatchNorm per level in the shared head: reports from before it measured another model
-STAMP = re.compile(r"^commit (?P<commit>[^,]+), (?P<cores>\d+) cores \((?P<cpu>.*)\), (?P<date>\d{4}-\d\d-\d\d)", re.M)
 BLOCK = re.compile(r"(<!-- generated:([a-z_]+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
 
 # Numbers a person may type outside the generated blocks: constants of the product or of the hardware, not results.
@@ -41,13 +39,6 @@ HAND_TYPED = {
     "32": "32-bit pointers",
     "64": "a 64-bit host",
 }
-
-
-def older_than_head_fix(commit: str) -> bool:
-    """Whether `commit` lacks HEAD_FIX (the model then had the old head): asked of git, False where it cannot say."""
-    proc = subprocess.run(["git", "merge-base", "--is-ancestor", HEAD_FIX, commit.split("+")[0]], cwd=REPO,
-                          capture_output=True)
-    return proc.returncode == 1
 
 
 def report(name: str) -> tuple[Any, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,18 @@ def command() -> str:
     except ValueError:
         module = script.stem
     return " ".join(["python -m", module, *sys.argv[1:]])
+
+
+HEAD_FIX = "7ffa373"  # one BatchNorm per level in the shared head: reports from before it measured another model
+STAMP = re.compile(r"^commit (?P<commit>[0-9a-f]{7,40})[^\n]*?, (?P<cores>\d+) cores \((?P<cpu>.*)\), "
+                   r"(?P<date>\d{4}-\d\d-\d\d)", re.M)  # the line stamp() writes: commit, cores (CPU), date
+
+
+def older_than_head_fix(commit: str) -> bool:
+    """Whether `commit` lacks HEAD_FIX (the model then had the old head): asked of git, False where it cannot say."""
+    proc = subprocess.run(["git", "merge-base", "--is-ancestor", HEAD_FIX, commit], cwd=REPO,
+                          capture_output=True)
+    return proc.returncode == 1
 
 
 def stamp() -> str:

@@ -91,3 +91,17 @@ def test_the_full_scale_command_passes_the_data_stage_checks(tmp_path):
 @pytest.mark.parametrize("heading", ["Params that matter (`params.yaml`)", "Python API and CLI"])
 def test_sections_the_other_readme_tests_read_are_there(heading):
     assert section(README.read_text(), heading).strip()
+
+
+def test_reports_from_before_the_head_fix_are_marked():
+    import subprocess
+
+    from bench.stamp import HEAD_FIX, older_than_head_fix
+
+    if subprocess.run(["git", "cat-file", "-e", HEAD_FIX], cwd=REPO, capture_output=True).returncode:
+        pytest.skip(f"this checkout's history does not reach {HEAD_FIX}")
+    first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    assert older_than_head_fix(first.stdout.split()[0]) and not older_than_head_fix(HEAD_FIX)
+    benchmarks = (REPO / "docs" / "benchmarks.md").read_text()
+    assert "deploy_compare" in benchmarks and "before its per-level head BatchNorms" in benchmarks
+    assert "not re-run yet" in section(README.read_text(), "Deploy")
