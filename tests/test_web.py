@@ -154,6 +154,95 @@ def test_serve_sends_mime_types_and_isolation_headers(tmp_path):
         serve_in_thread(tmp_path / "ort")
 
 
+def _raw_get(url: str, target: str) -> int:
+    """Status of `GET target` sent as written (no client-side normalisation of `..` or escapes)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(url.split("//")[1].rstrip("/"), timeout=10)
+    try:
+        conn.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", "127.0.0.1")
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_serve_shows_only_the_bundles_own_files(tmp_path):
+    bundle, outside = tmp_path / "bundle", tmp_path / "outside"
+    (bundle / "ort").mkdir(parents=True)
+    outside.mkdir()
+    (bundle / "index.html").write_text("<p>page</p>")
+    (bundle / "ort" / "x.wasm").write_bytes(b"wasm")
+    (outside / "secret.txt").write_text("secret")
+    (bundle / "secret.txt").symlink_to(outside / "secret.txt")  # a symlink out of the bundle
+    (bundle / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (bundle / "inside.html").symlink_to(bundle / "index.html")  # a symlink within it is still its own file
+    url, server = serve_in_thread(bundle)
+    try:
+        assert _get(url)[2] == _get(url + "index.html")[2] == b"<p>page</p>"
+        assert _get(url + "inside.html")[2] == b"<p>page</p>" and _get(url + "ort/x.wasm")[0] == 200
+        for target in ("/ort/", "/secret.txt", "/elsewhere/secret.txt", "/elsewhere/", "/../outside/secret.txt",
+                       "/%2e%2e/outside/secret.txt", "/ort/%2e%2e/%2e%2e/outside/secret.txt"):
+            assert _raw_get(url, target) == 404, target
+    finally:
+        server.shutdown()
+
+
+def test_serve_closes_idle_and_slow_connections(tmp_path):
+    import socket
+    import time
+
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    url, server = serve_in_thread(tmp_path, timeout_s=0.5)
+    address = ("127.0.0.1", server.server_address[1])
+    try:
+        with socket.create_connection(address, timeout=5) as idle:  # sends nothing
+            t0 = time.monotonic()
+            assert idle.recv(1024) == b"" and time.monotonic() - t0 < 3
+        with socket.create_connection(address, timeout=5) as slow:  # one byte every 0.1 s: no read waits 0.5 s
+            t0, closed = time.monotonic(), False
+            for byte in b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.1)
+                if time.monotonic() - t0 > 3:
+                    break
+            closed = closed or slow.recv(1024) == b""
+            assert closed and time.monotonic() - t0 < 3
+        assert _get(url)[2] == b"<p>hi</p>"  # still serving
+    finally:
+        server.shutdown()
+    with pytest.raises(ValueError, match="timeout_s"):
+        serve_in_thread(tmp_path, timeout_s=0)
+
+
+def test_serve_holds_200_page_loads_20_at_a_time(tmp_path):
+    """A bounded load on 127.0.0.1: every page load fetches each file of a bundle; every response is the file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    files = {"index.html": b"<p>page</p>", "app.js": b"export {};", "config.json": b"{}",
+             "model.onnx": rng.bytes(300_000), "ort/ort.wasm": rng.bytes(1_000_000)}
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    url, server = serve_in_thread(tmp_path)
+
+    def page_load(_: int) -> int:
+        return sum(_get(url + name)[0] == 200 and _get(url + name)[2] == data for name, data in files.items())
+
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            served = list(pool.map(page_load, range(200)))
+    finally:
+        server.shutdown()
+    assert served == [len(files)] * 200
+
+
 def test_cli_serve_prints_the_url_and_serves_until_stopped(tmp_path):
     (tmp_path / "index.html").write_text("<p>hi</p>")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
