@@ -14,7 +14,8 @@ def main() -> None:
     args = stage_args(__doc__, ("out", "dataset folder to write (holds data.yaml)"),
                       ("report", "data report JSON to write"))
     step = Steps("data", 3)
-    step(f"checking every section of {args.params} (every key present, in range) and the teacher weights")
+    step(f"checking every section of {args.params} (every key present, in range), the teacher weights "
+         f"and what later stages need from this machine (Python packages, the web page's npm files)")
     check_chain(args.params)
     p = load_chain(args.params).data
     step(f"materialising dataset from {p.source!r} into {args.out}")

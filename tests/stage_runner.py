@@ -22,6 +22,12 @@ def stage_command(stage: str) -> list[str]:
 
 
 def run_stage(stage: str, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `stage`'s dvc.yaml command in `workdir`, with the repo's `web/` linked in when `workdir` has none (the
+    stages check the web page's npm files before training, as they would in the project root)."""
+    workdir = Path(workdir)
+    if not (workdir / "web").exists() and not (workdir / "web").is_symlink():
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "web").symlink_to(REPO / "web")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
     return subprocess.run(stage_command(stage), cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 

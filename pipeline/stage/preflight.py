@@ -5,7 +5,9 @@ needs from the params and the data is checked before any training, not 25 minute
 - `teacher.weights` lies inside `teacher.dep` (so DVC re-runs the chain when the file changes) and its class
   count matches the data's;
 - a calibration subset larger than the training split is resolved: the whole split is used, and said so;
-- `prune.target_bytes` has a bytes model for the student's variant and `tflite.quant_type`.
+- `prune.target_bytes` has a bytes model for the student's variant and `tflite.quant_type`;
+- the machine has every Python package the later stages import and the `web` stage's npm files
+  (`pipeline/stage/environment.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pipeline.config.stages import (
     WebParams,
     calibration_size,
 )
+from pipeline.stage.environment import WEB_LOCK, check_environment
 
 SECTIONS: dict[str, type] = {
     "data": DataParams, "teacher": TeacherParams, "distill": DistillParams, "prune": PruneParams,
@@ -76,10 +79,13 @@ def check_teacher_weights(p: TeacherParams, nc: int | None, data_name: str) -> N
 
 
 def check_chain(params_path: str | Path, data_yaml: str | Path | None = None,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every check that needs only params (and the dataset, once `data_yaml` exists); returns notes for the
-    metrics. Raises ParamsError / ValueError naming the key and what was expected."""
+                log: Callable[[str], None] = print, web_lock: str | Path = WEB_LOCK) -> dict[str, Any]:
+    """Run every check that needs only params (and the dataset, once `data_yaml` exists) and the machine's
+    environment (`web_lock`: the web stage's package-lock.json, relative to the project root where DVC runs the
+    stages); returns notes for the metrics. Raises ParamsError / ValueError naming the key and what was expected,
+    EnvironmentProblem naming what to install."""
     chain = load_chain(params_path)
+    check_environment(web_lock)
     notes: dict[str, Any] = {}
     nc, data_name = None, "the dataset"
     if data_yaml is not None:
