@@ -1,13 +1,31 @@
-"""Atomic file and folder writes: write to a temporary sibling, then rename into place."""
+"""Atomic file and folder writes: write to a temporary sibling, then rename into place.
+
+A write that fails (a full disk: ENOSPC, a quota, a file-size limit) raises `WriteFailed`, an OSError that names
+the file or folder being written and says the previous one is untouched; the temporary sibling is removed.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class WriteFailed(OSError):
+    """Writing an artifact failed; the message names it and what to do, the previous version is untouched."""
+
+
+def write_failed(path: Path, e: OSError) -> WriteFailed:
+    """`e` (raised while writing `path` or its temporary sibling) as a WriteFailed naming `path`."""
+    hint = "; free some disk space and run the stage again" if e.errno in FULL_DISK else ""
+    return WriteFailed(e.errno, f"{path}: could not be written ({e.strerror or e}); the previous version, if any, "
+                                f"is untouched{hint}")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -20,9 +38,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, WriteFailed) and e.filename is None:
+            raise write_failed(path, e) from e
         raise
 
 
@@ -65,6 +85,8 @@ def atomic_dir(out_dir: str | Path, marker: str = "data.yaml") -> Iterator[Path]
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out_dir)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteFailed) and e.errno in FULL_DISK:
+            raise write_failed(out_dir, e) from e
         raise

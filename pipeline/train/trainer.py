@@ -90,6 +90,12 @@ def fingerprint(params: TrainParams, model: nn.Module, extra: dict[str, Any]) ->
     return h.hexdigest()[:16]
 
 
+def _log_epoch(live, metrics: dict[str, float]) -> None:
+    for k, v in metrics.items():
+        live.log_metric(k, v)
+    live.next_step()
+
+
 class EpochShuffle(torch.utils.data.Sampler):
     """Random order per epoch from (seed, epoch), like DistributedSampler for a single process."""
 
@@ -152,12 +158,13 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=p.amp and self.device.type == "cuda")
         fp = fingerprint(p, self.model, {"n_train": len(self.train_set), "distill": str(self.distill_weights),
                                          "world": self.world})
-        start_epoch = self._maybe_resume(fp, optimizer, ema, scaler)
+        start_epoch, history = self._maybe_resume(fp, optimizer, ema, scaler)
         steps_per_epoch = len(loader)
         total_steps = p.epochs * steps_per_epoch
         warmup = warmup_steps(p, steps_per_epoch, total_steps)
-        live = self._live(resume=start_epoch > 0)
-        seen, train_seconds, metrics = 0, 0.0, {}
+        live = self._live(history)
+        seen, train_seconds = 0, 0.0
+        metrics = dict(history[-1]) if history else {}
         for epoch in range(start_epoch, p.epochs):
             sampler.set_epoch(epoch)
             if hasattr(self.train_set, "set_epoch"):
@@ -185,19 +192,18 @@ class Trainer:
             last = epoch == p.epochs - 1
             if self.val_set is not None and (last or (p.val_every and (epoch + 1) % p.val_every == 0)):
                 metrics.update(self.validate(ema.ema))
+            history.append(metrics)
             if self.rank == 0:
-                self._save_resume(fp, epoch, optimizer, ema, scaler)
+                self._save_resume(fp, epoch, optimizer, ema, scaler, history)
                 if live is not None:
-                    for k, v in metrics.items():
-                        live.log_metric(k, v)
-                    live.next_step()
+                    _log_epoch(live, metrics)
                 shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("train/loss", "val/map50"))}
                 print(f"[epoch {epoch + 1}/{p.epochs}] {shown} ({time.perf_counter() - t0:.1f}s)", flush=True)
         if live is not None:
             live.end()
         dist.barrier()
         if self.val_set is not None and not metrics:
-            metrics = self.validate(ema.ema)  # resumed after the last epoch finished
+            metrics = self.validate(ema.ema)  # zero epochs asked for
         ips = seen / train_seconds if train_seconds else 0.0
         return TrainResult(ema.ema.eval(), metrics, ips, p.epochs - start_epoch, str(self.device),
                            torch.get_num_threads())
@@ -246,35 +252,44 @@ class Trainer:
                             collate_fn=collate, drop_last=len(self.train_set) > per_rank)
         return loader, sampler  # fresh workers each epoch, so the dataset's set_epoch reaches them
 
-    def _live(self, resume: bool):
+    def _live(self, history: list[dict[str, float]]):
+        """The per-epoch log, started afresh and refilled from the resume state's `history`: whatever a killed run
+        had written (an epoch logged after its resume state was saved, or a half-written row), a resumed run's
+        log is the same as an uninterrupted run's."""
         if self.rank != 0 or self.log_dir is None:
             return None
         from dvclive import Live
 
-        return Live(dir=str(self.log_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
+        live = Live(dir=str(self.log_dir), resume=False, save_dvc_exp=False, dvcyaml=False)
+        for metrics in history:
+            _log_epoch(live, metrics)
+        return live
 
     @property
     def resume_path(self) -> Path:
         return self.work_dir / "last.pt"
 
-    def _save_resume(self, fp: str, epoch: int, optimizer, ema: ModelEMA, scaler) -> None:
-        state = {"fingerprint": fp, "epoch": epoch, "model": self.model.state_dict(), "ema": ema.ema.state_dict(),
+    def _save_resume(self, fp: str, epoch: int, optimizer, ema: ModelEMA, scaler,
+                     history: list[dict[str, float]]) -> None:
+        state = {"fingerprint": fp, "epoch": epoch, "history": history, "model": self.model.state_dict(),
+                 "ema": ema.ema.state_dict(),
                  "ema_updates": ema.updates, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                  "adapters": self.adapters.state_dict() if self.adapters is not None else None,
                  **model_meta(self.model, self.names, self.p.imgsz, self.pruning_history)}
         atomic_torch_save(state, self.resume_path)
 
-    def _maybe_resume(self, fp: str, optimizer, ema: ModelEMA, scaler) -> int:
+    def _maybe_resume(self, fp: str, optimizer, ema: ModelEMA, scaler) -> tuple[int, list[dict[str, float]]]:
+        """(first epoch to train, the metrics of every epoch before it) from the resume state, if it matches."""
         if not self.resume_path.is_file():
-            return 0
+            return 0, []
         try:
             state = safe_load(self.resume_path, map_location=self.device)
         except ValueError as exc:
             print(f"ignoring unreadable resume checkpoint {self.resume_path}: {exc}", flush=True)
-            return 0
-        if state.get("fingerprint") != fp:
+            return 0, []
+        if state.get("fingerprint") != fp or len(state.get("history", [])) != state["epoch"] + 1:
             print(f"resume checkpoint {self.resume_path} belongs to other settings; starting fresh", flush=True)
-            return 0
+            return 0, []
         self.model.load_state_dict(state["model"])
         ema.ema.load_state_dict(state["ema"])
         ema.updates = state["ema_updates"]
@@ -283,7 +298,7 @@ class Trainer:
         if self.adapters is not None and state.get("adapters"):
             self.adapters.load_state_dict(state["adapters"])
         print(f"resuming from {self.resume_path} after epoch {state['epoch'] + 1}", flush=True)
-        return state["epoch"] + 1
+        return state["epoch"] + 1, list(state["history"])
 
     def save(self, path: str | Path, result: TrainResult) -> None:
         """Write the deployable checkpoint (EMA weights) and drop the resume state."""
