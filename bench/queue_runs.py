@@ -43,7 +43,7 @@ import yaml
 
 from bench.dvc_project import commit, load_params, make_project, run
 from bench.lock_compare import differences
-from bench.pipeline_sweep import relaxed_gate, reuse_project
+from bench.pipeline_sweep import ran_stages, relaxed_gate, reuse_project
 from bench.stamp import stamp, write_report
 
 TEMP_NAME = re.compile(r"\.tmp(\.|$)|\.old$")  # temp siblings of outputs (pipeline/io/atomic.py, predict.py)
@@ -83,6 +83,18 @@ def metrics_paths(project: Path) -> set[str]:
     """Every file `dvc.yaml` declares under `metrics:`."""
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     return {next(iter(m)) if isinstance(m, dict) else m for s in stages.values() for m in s.get("metrics", [])}
+
+
+def downstream_of(project: Path, stage: str) -> list[str]:
+    """`stage` and every stage that depends, directly or not, on an output of it: what `--downstream` runs."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    outs = {s: {next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics", "plots")
+                for o in spec.get(key, [])} for s, spec in stages.items()}
+    found = [stage]
+    for s, spec in stages.items():  # dvc.yaml lists a stage after the stages it depends on
+        if s not in found and any(d.startswith(o) for d in spec.get("deps", []) for f in found for o in outs[f]):
+            found.append(s)
+    return found
 
 
 def temp_leftovers(project: Path) -> list[str]:
@@ -171,12 +183,13 @@ def run_queue(project: Path, names: dict[float, str], jobs: int, poll_s: float =
             break
         time.sleep(0.5)
     watch.stop()
-    logs = {n: run(["dvc", "queue", "logs", n], project).stdout[-3000:]
-            for n in names.values() if status.get(n) != "Success"}
+    logs = {n: run(["dvc", "queue", "logs", n], project).stdout for n in names.values()}
     committed = [int(git(project, "log", "-1", "--format=%ct", sha)) for name, sha in exp_refs(project).items()
                  if name in names.values()]
     return {"status": {n: status.get(n) for n in names.values()}, "wall": end - t0,
-            "last_commit_s": max(committed) - t0 if committed else None, "workers": workers, "logs": logs,
+            "last_commit_s": max(committed) - t0 if committed else None, "workers": workers,
+            "ran": {n: ran_stages(log) for n, log in logs.items()},
+            "logs": {n: log[-3000:] for n, log in logs.items() if status.get(n) != "Success"},
             "watch": watch.summary(), "infofiles": infofiles(project)}
 
 
@@ -262,8 +275,9 @@ def references(project: Path, sparsities: list[float], reused: bool) -> dict[flo
             print(f"[queue 2/4] one at a time {i}/{len(sparsities)}: dvc exp run -n {name} {' '.join(run_args(v))}",
                   flush=True)
             t0 = time.time()
-            run(["dvc", "exp", "run", "-n", name, *run_args(v)], project)
-            refs[v] = {"rev": exp_refs(project)[name], "source": "run here, one at a time", "wall": time.time() - t0}
+            out = run(["dvc", "exp", "run", "-n", name, *run_args(v)], project).stdout
+            refs[v] = {"rev": exp_refs(project)[name], "source": "run here, one at a time", "wall": time.time() - t0,
+                       "ran": ran_stages(out)}
             reset(project)
     return refs
 
@@ -303,7 +317,7 @@ def main() -> None:
 
 def summarise(project: Path, args: argparse.Namespace, params: dict[str, Any], refs: dict[float, dict[str, Any]],
               names: dict[float, str], queue: dict[str, Any], resume_before: dict[str, list[str]]) -> dict[str, Any]:
-    metrics, found = metrics_paths(project), exp_refs(project)
+    metrics, found, downstream = metrics_paths(project), exp_refs(project), downstream_of(project, "prune")
     rerun = {"prune", "finetune", "calibrate", "onnx", "web", "tflite", "evaluate"}  # stages with a `seconds`
     by_workspace = {w["sparsity"]: name for name, w in queue["watch"]["workspaces"].items()}
     rows = []
@@ -311,6 +325,7 @@ def summarise(project: Path, args: argparse.Namespace, params: dict[str, Any], r
         ref = refs[v]
         row: dict[str, Any] = {"sparsity": v, "name": name, "status": queue["status"][name],
                                "reference": {**ref, **facts(project, ref["rev"], v, params)},
+                               "ran": queue["ran"][name],
                                "workspace": queue["infofiles"].get(name, {}).get("root_dir"),
                                "workspace_seen": by_workspace.get(v)}
         if name in found and row["status"] == "Success":
@@ -320,7 +335,8 @@ def summarise(project: Path, args: argparse.Namespace, params: dict[str, Any], r
                                     "reference": stage_seconds(project, ref["rev"], metrics, rerun)}
             c, q = row["comparison"], row["queued"]
             row["equal"] = (not c["different_outputs"] and not c["metric_differences"]
-                            and q["params_match"] and q["params_sparsity"] == q["lock_sparsity"] == v)
+                            and q["params_match"] and q["params_sparsity"] == q["lock_sparsity"] == v
+                            and set(row["ran"]) == set(downstream))
         else:
             row["equal"] = False
         rows.append(row)
@@ -339,7 +355,8 @@ def summarise(project: Path, args: argparse.Namespace, params: dict[str, Any], r
     scale = (f"{params['data']['n_train']} training images of {params['data']['imgsz']} px, epochs teacher "
              f"{params['teacher']['train']['epochs']}, distill {params['distill']['train']['epochs']}, finetune "
              f"{params['finetune']['train']['epochs']}")
-    return {"sparsities": args.sparsities, "jobs": args.jobs, "scale": scale, "reused_project": bool(args.project), "rows": rows,
+    return {"sparsities": args.sparsities, "jobs": args.jobs, "scale": scale, "downstream": downstream,
+            "reused_project": bool(args.project), "rows": rows,
             "queued_wall": queue["wall"], "queued_last_commit_s": queue["last_commit_s"],
             "one_at_a_time_wall": sum(one_at_a_time) if one_at_a_time else None,
             "one_at_a_time_runs": len(one_at_a_time), "workers_end": queue["workers"], "logs": queue["logs"],
@@ -356,12 +373,13 @@ def report_lines(header: str, args: argparse.Namespace, r: dict[str, Any]) -> li
              f"to their one-at-a-time run** (every output's md5 in `dvc.lock`, metrics files apart from timings, the "
              f"experiment's params.yaml its own sparsity and otherwise the baseline's). Params `{args.params}`: "
              f"{r['scale']}; the property (the same results) is measured, not accuracy.", "",
-             "| prune.sparsity | queued experiment | status | one-at-a-time run | params after pruning | outputs same "
-             "md5 | metrics same but timings | stage seconds queued / alone |",
-             "|---:|---|---|---|---:|---:|---:|---:|"]
+             "| prune.sparsity | queued experiment | status | stages it ran | one-at-a-time run | params after pruning | "
+             "outputs same md5 | metrics same but timings | stage seconds queued / alone |",
+             "|---:|---|---|---:|---|---:|---:|---:|---:|"]
     for row in r["rows"]:
         c, s = row.get("comparison"), row.get("stage_seconds")
-        lines.append(f"| {row['sparsity']:g} | `{row['name']}` | {row['status']} | {row['reference']['source']} | "
+        lines.append(f"| {row['sparsity']:g} | `{row['name']}` | {row['status']} | {len(row['ran'])} | "
+                     f"{row['reference']['source']} | "
                      f"{row['reference']['params_after']:,} | "
                      + (f"{c['same_outputs']}/{c['outputs']} | {c['same_metrics']}/{c['metrics']} | "
                         f"{s['queued']:.0f} / {s['reference']:.0f} |" if c else "- | - | - |"))
@@ -370,7 +388,13 @@ def report_lines(header: str, args: argparse.Namespace, r: dict[str, Any]) -> li
         if c.get("different_outputs") or c.get("metric_differences"):
             lines.append(f"\n`{row['name']}` differs: outputs {c['different_outputs']}, metrics "
                          f"{ {p: k[:6] for p, k in c['metric_differences'].items()} }")
-    lines += ["", f"A crossed result would show: the sparsities' pruned parameter counts and prune/model.pt md5s are "
+    full = all(set(row["ran"]) == set(r["downstream"]) for row in r["rows"])
+    lines += ["", (f"Every queued run ran {', '.join(r['downstream'])} (its `dvc queue logs`): nothing came from "
+                   "DVC's run cache." if full else f"NOT every queued run ran all of {', '.join(r['downstream'])}.")
+              + (" So did each one-at-a-time run made here." if all(
+                  set(row["reference"].get("ran", r["downstream"])) == set(r["downstream"]) for row in r["rows"])
+                 else " NOT every one-at-a-time run made here ran them all."),
+              "", f"A crossed result would show: the sparsities' pruned parameter counts and prune/model.pt md5s are "
                   f"{'all different' if r['distinct_results'] else 'NOT all different'}.", "",
               "## Where the runs happen", "",
               f"Watched every 0.5 s: {len(watch['workspaces'])} worker workspaces appeared under `.dvc/tmp/exps/`, at "

@@ -45,6 +45,8 @@ def test_every_queued_run_succeeds_and_equals_its_one_at_a_time_run(queued):
     for v, r in rows.items():
         c = r["comparison"]
         assert r["status"] == "Success" and r["equal"], (v, c)
+        assert r["ran"] == data["downstream"] == ["prune", "finetune", "calibrate", "onnx", "web", "tflite",
+                                                  "evaluate", "plots", "gate"]  # run again, not from the run cache
         assert c["outputs"] >= 15 and c["same_outputs"] == c["outputs"], c["different_outputs"]
         assert c["metrics"] >= 9 and c["same_metrics"] == c["metrics"], c["metric_differences"]
         assert r["queued"]["params_sparsity"] == r["queued"]["lock_sparsity"] == v and r["queued"]["params_match"]
