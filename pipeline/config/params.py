@@ -6,6 +6,7 @@ A missing, unknown or mistyped key fails at once with its full name (`prune.spar
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -25,8 +26,10 @@ def read_params(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"params file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text ({exc}); expected a YAML file") from None
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
@@ -69,7 +72,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf
+        if not math.isfinite(number):  # .nan / .inf in YAML pass every range check (nan <= 0 is False)
+            raise ParamsError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ParamsError(f"{key}: expected a string, got {value!r}")
@@ -123,6 +129,8 @@ def section_from(params: dict[str, Any], path: str | Path, section: str, cls: ty
     """`load_section` on params already read from `path` (for checks that parse several sections at once)."""
     if section not in params:
         raise ParamsError(f"section {section!r} is missing from {path}")
+    if not isinstance(params[section] or {}, dict):
+        raise ParamsError(f"{path}: section {section!r}: expected a mapping of keys, got {params[section]!r}")
     try:
         return from_dict(cls, params[section] or {}, section, source=Path(path).name)
     except ParamsError as exc:

@@ -13,6 +13,20 @@ from pipeline.config.train import TrainParams
 from pipeline.model.variants import VARIANTS
 
 
+def _positive(**values: float) -> None:
+    for key, value in values.items():
+        if value <= 0:
+            raise ValueError(f"{key} must be > 0, got {value}")
+
+
+def _check_thresholds(conf_thres: float, iou_thres: float) -> None:
+    """One key per message: the loader prefixes the section, so the error names the key (`web.iou_thres`)."""
+    if not 0 <= conf_thres < 1:
+        raise ValueError(f"conf_thres must be in [0, 1), got {conf_thres}")
+    if not 0 < iou_thres <= 1:
+        raise ValueError(f"iou_thres must be in (0, 1], got {iou_thres}")
+
+
 def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
@@ -34,13 +48,14 @@ class DataParams:
     dep: str  # the folder DVC hashes as the dataset's input (yours: its root; generated: the generator's code)
 
     def __post_init__(self) -> None:
-        if self.n_train <= 0 or self.n_val <= 0:
-            raise ValueError(f"n_train and n_val must be > 0, got {self.n_train}, {self.n_val}")
+        _positive(n_train=self.n_train, n_val=self.n_val)
         if self.imgsz < 32:
             raise ValueError(f"imgsz must be >= 32, got {self.imgsz}")
-        if not 2 <= self.min_object_px <= self.max_object_px <= self.imgsz / 2:
-            raise ValueError(f"min_object_px and max_object_px must satisfy 2 <= min <= max <= imgsz/2, "
-                             f"got {self.min_object_px}, {self.max_object_px}")
+        if not 2 <= self.min_object_px <= self.imgsz / 2:
+            raise ValueError(f"min_object_px must be in [2, imgsz/2 = {self.imgsz / 2:g}], got {self.min_object_px}")
+        if not self.min_object_px <= self.max_object_px <= self.imgsz / 2:
+            raise ValueError(f"max_object_px must be in [min_object_px = {self.min_object_px:g}, imgsz/2 = "
+                             f"{self.imgsz / 2:g}], got {self.max_object_px}")
         if not 0 <= self.max_clutter <= 50:
             raise ValueError(f"max_clutter must be in [0, 50], got {self.max_clutter}")
         if not 2 <= self.max_objects <= 50:
@@ -153,9 +168,7 @@ class WebParams:
     max_det: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
-            raise ValueError(f"conf_thres must be in [0, 1) and iou_thres in (0, 1], "
-                             f"got {self.conf_thres}, {self.iou_thres}")
+        _check_thresholds(self.conf_thres, self.iou_thres)
         if self.max_det <= 0:
             raise ValueError(f"max_det must be > 0, got {self.max_det}")
 
@@ -170,11 +183,10 @@ class EvaluateParams:
     bootstrap_seed: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
-            raise ValueError(f"conf_thres must be in [0, 1) and iou_thres in (0, 1], "
-                             f"got {self.conf_thres}, {self.iou_thres}")
-        if self.latency_runs <= 0 or self.latency_warmup < 0:
-            raise ValueError("latency_runs must be > 0 and latency_warmup >= 0")
+        _check_thresholds(self.conf_thres, self.iou_thres)
+        _positive(latency_runs=self.latency_runs)
+        if self.latency_warmup < 0:
+            raise ValueError(f"latency_warmup must be >= 0, got {self.latency_warmup}")
         if self.bootstrap_resamples != 0 and not 100 <= self.bootstrap_resamples <= 100_000:
             raise ValueError(f"bootstrap_resamples must be 0 (no intervals) or in [100, 100000], "
                              f"got {self.bootstrap_resamples}")
@@ -188,11 +200,10 @@ class PlotsParams:
     iou_thres: float
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_images <= 64 or self.columns < 1:
-            raise ValueError(f"n_images must be in [1, 64] and columns >= 1, got {self.n_images}, {self.columns}")
-        if not 0 <= self.conf_thres < 1 or not 0 < self.iou_thres <= 1:
-            raise ValueError(f"conf_thres must be in [0, 1) and iou_thres in (0, 1], "
-                             f"got {self.conf_thres}, {self.iou_thres}")
+        if not 1 <= self.n_images <= 64:
+            raise ValueError(f"n_images must be in [1, 64], got {self.n_images}")
+        _positive(columns=self.columns)
+        _check_thresholds(self.conf_thres, self.iou_thres)
 
 
 @dataclass(frozen=True)
