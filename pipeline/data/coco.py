@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: COCO annotation file not found")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested too deep
         raise DatasetError(path, f"not valid JSON ({e})") from None
     for key in ("images", "annotations", "categories"):
         if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
@@ -33,7 +34,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _categories(path: Path, doc: dict[str, Any]) -> tuple[dict[int, int], list[str]]:
     try:
         cats = sorted((int(c["id"]), str(c["name"])) for c in doc["categories"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise DatasetError(path, "every category needs an integer 'id' and a 'name'") from None
     if not cats or len({i for i, _ in cats}) != len(cats):
         raise DatasetError(path, f"expected non-empty categories with unique ids, got {[i for i, _ in cats]}")
@@ -46,22 +47,37 @@ def _convert(path: Path, doc: dict[str, Any], images_dir: Path, cat_map: dict[in
     for im in doc["images"]:
         try:
             iid, name, w, h = int(im["id"]), str(im["file_name"]), float(im["width"]), float(im["height"])
-        except (KeyError, TypeError, ValueError):
-            raise DatasetError(path, f"image entry {im!r}: expected id, file_name, width, height") from None
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise DatasetError(path, f"image entry {str(im)[:200]}: expected id, file_name, width, height") from None
+        if not (math.isfinite(w) and math.isfinite(h) and w >= 1 and h >= 1 and w == int(w) and h == int(h)):
+            raise DatasetError(path, f"image id {iid}: width, height {im['width']!r}, {im['height']!r}; expected "
+                               "positive integers")
         src = images_dir / name
+        if images_dir.resolve() not in src.resolve().parents:
+            raise DatasetError(path, f"image id {iid}: file_name {name!r} lies outside the images folder {images_dir}")
         if not src.is_file():
             raise DatasetError(path, f"image id {iid}: file {src} not found")
+        if iid in images:
+            raise DatasetError(path, f"image id {iid} appears twice; expected unique image ids")
         if image_size(src) != (int(h), int(w)):
             raise DatasetError(path, f"image id {iid}: {src} is {image_size(src)[::-1]} (w, h); json says {(w, h)}")
         images[iid] = {"src": src, "w": w, "h": h, "lines": []}
-    for ann in sorted(doc["annotations"], key=lambda a: int(a.get("id", 0))):
+    try:
+        annotations = sorted(doc["annotations"], key=lambda a: int(a.get("id", 0)))
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        raise DatasetError(path, "every annotation must be an object with an integer 'id'") from None
+    for ann in annotations:
         aid = ann.get("id")
+        if ann.get("iscrowd", 0) not in (0, 1):
+            raise DatasetError(path, f"annotation id {aid}: iscrowd {ann['iscrowd']!r}; expected 0 or 1")
         if ann.get("iscrowd", 0):
             continue
         try:
             iid, cid = int(ann["image_id"]), int(ann["category_id"])
+            if not isinstance(ann["bbox"], list) or len(ann["bbox"]) != 4:
+                raise ValueError
             x, y, bw, bh = (float(v) for v in ann["bbox"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             problem = "expected image_id, category_id and bbox [x, y, w, h]"
             raise DatasetError(path, f"annotation id {aid}: {problem}") from None
         if iid not in images or cid not in cat_map:

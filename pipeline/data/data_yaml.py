@@ -64,7 +64,7 @@ def load_data_yaml(path: str | Path) -> DataConfig:
         raise FileNotFoundError(f"{yaml_path}: data.yaml not found")
     try:
         doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested too deep
         raise DatasetError(yaml_path, f"not valid YAML ({e})") from None
     if not isinstance(doc, dict):
         raise DatasetError(yaml_path, "expected a mapping with keys path, train, val, nc, names")

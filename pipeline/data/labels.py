@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +69,7 @@ def parse_labels(path: str | Path, nc: int) -> np.ndarray:
     if not path.exists():
         return np.zeros((0, 5), dtype=np.float32)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors write one) is not data
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(path, f"cannot read label file ({e}); expected UTF-8 text") from None
     rows = [_parse_line(path, i, line, nc) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
@@ -85,10 +88,19 @@ def labels_for(image_path: str | Path, nc: int) -> np.ndarray:
     return parse_labels(label_path_for(image_path), nc)
 
 
+@contextlib.contextmanager
+def _refuse_bombs() -> Iterator[None]:
+    """PIL only warns between 89 and 179 M pixels (and refuses above): refuse those headers too, rather than spend
+    seconds and gigabytes decoding what is almost always a corrupt or hostile file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Decode an image (EXIF orientation applied) -> uint8 HWC RGB. Unreadable files raise DatasetError."""
     try:
-        with Image.open(path) as im:
+        with _refuse_bombs(), Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
@@ -98,11 +110,13 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(h, w) after EXIF orientation, checked with PIL ``verify`` without a full decode."""
+    """(h, w) after EXIF orientation, checked with PIL ``verify`` and a full decode (``verify`` alone passes files
+    whose pixel data is cut short, e.g. a truncated TIFF or BMP, which training could then not read)."""
     try:
-        with Image.open(path) as im:
+        with _refuse_bombs(), Image.open(path) as im:
             im.verify()
-        with Image.open(path) as im:  # verify() leaves the file unusable: reopen for the header
+        with _refuse_bombs(), Image.open(path) as im:  # verify() leaves the file unusable: reopen to decode
+            im.load()
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from pipeline.config.stages import DataParams
 from pipeline.data.coco import coco_to_yolo
 from pipeline.data.data_yaml import DataConfig, load_data_yaml
 from pipeline.data.dataset import build_index
+from pipeline.data.errors import DatasetError
 from pipeline.data.inputs import check_dep_covers
 from pipeline.data.labels import label_path_for, list_images
 from pipeline.data.synthetic import describe_dataset, generate_dataset
@@ -34,7 +35,11 @@ def input_paths(p: DataParams) -> dict[str, Path]:
     for split in ("train", "val"):
         folder = cfg.split(split)
         paths[f"the {split} images"] = folder
-        paths[f"the {split} labels"] = label_path_for(folder / "x.png").parent
+        try:
+            paths[f"the {split} labels"] = label_path_for(folder / "x.png").parent
+        except DatasetError:
+            raise DatasetError(source, f"key '{split}': {folder} is not an 'images' folder nor inside one; expected "
+                               "the YOLO layout .../images/<split>, labels in .../labels/<split>") from None
     return paths
 
 
