@@ -21,6 +21,7 @@ import torch
 
 from pipeline.infer.postprocess import make_anchors, to_numpy
 from pipeline.io.file_metadata import decode_value, read_tflite_metadata
+from pipeline.io.tflite_file import read_bytes
 from pipeline.model.modes import eval_mode
 
 Outputs = tuple[np.ndarray, np.ndarray]
@@ -104,6 +105,12 @@ def _check_batch(batch: Any) -> np.ndarray:
     return x
 
 
+def _refused(path: Path, what: str, exc: BaseException) -> ValueError:
+    """The ValueError for a model file a runtime refused: names the file, quotes the runtime's first line."""
+    said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return ValueError(f"{path}: {what} ({said[:300]})")
+
+
 def _run_fixed_batch(fn: Callable[[np.ndarray], Outputs], x: np.ndarray, fixed: int | None) -> Outputs:
     """Run ``fn`` in chunks of ``fixed`` images when the graph has a fixed batch size."""
     if not fixed or fixed == x.shape[0]:
@@ -184,9 +191,16 @@ class OnnxBackend:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
-        self.session = ort_session(path, num_threads, exact)
+        self.path = path
+        try:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...) for a malformed file
+            self.session = ort_session(path, num_threads, exact)
+        except Exception as exc:
+            raise _refused(path, "not a valid ONNX model", exc) from None
         self.params = None
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ValueError(f"{path}: expected one image input [B, 3, S, S], got {[i.shape for i in inputs]}")
+        inp = inputs[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -198,8 +212,11 @@ class OnnxBackend:
         self.names = [str(n) for n in self.metadata.get("names") or []]
 
     def _run(self, x: np.ndarray) -> Outputs:
-        outs = self.session.run(self.output_names, {self.input_name: x.astype(self.input_dtype)})
-        return arrange_outputs([np.asarray(o) for o in outs], self.output_names, _expected_n(x.shape[-1]))
+        try:
+            outs = self.session.run(self.output_names, {self.input_name: x.astype(self.input_dtype)})
+            return arrange_outputs([np.asarray(o) for o in outs], self.output_names, _expected_n(x.shape[-1]))
+        except Exception as exc:  # onnxruntime's own types, or outputs that are not (boxes, scores)
+            raise _refused(self.path, "cannot run the model", exc) from None
 
     def __call__(self, batch: np.ndarray) -> Outputs:
         return _run_fixed_batch(self._run, _check_batch(batch), self.fixed_batch)
@@ -215,10 +232,21 @@ class TFLiteBackend:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"TFLite model not found: {path}")
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output_names = self._output_names()
+        self.path = path
+        # From memory, not model_path: LiteRT verifies a flatbuffer handed over as bytes (its file loader does not, and
+        # a file whose offsets point outside it crashes the process); LiteRT raises ValueError or RuntimeError.
+        self._model = read_bytes(path)  # names the file when it is not a TFLite flatbuffer at all
+        try:  # UnicodeDecodeError (a ValueError) too: tensor names that are not UTF-8
+            self.interpreter = Interpreter(model_content=self._model, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+            inputs = self.interpreter.get_input_details()
+            self.output_names = self._output_names()
+        except (ValueError, RuntimeError) as exc:
+            raise _refused(path, "not a valid TFLite model", exc) from None
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][3] != 3:
+            raise ValueError(f"{path}: expected one image input [1, S, S, 3] (NHWC), got "
+                             f"{[d['shape'].tolist() for d in inputs]}")
+        self.input = inputs[0]
         sig = self.input.get("shape_signature", self.input["shape"])
         self.dynamic_batch = int(sig[0]) == -1
         self._batch = int(self.input["shape"][0])
@@ -246,12 +274,15 @@ class TFLiteBackend:
             self.interpreter.resize_tensor_input(self.input["index"], list(nhwc.shape))
             self.interpreter.allocate_tensors()
             self._batch = nhwc.shape[0]
-        self.interpreter.set_tensor(self.input["index"], quantize_input(nhwc, self.input))
-        self.interpreter.invoke()
-        details = self.interpreter.get_output_details()
-        outs = [dequantize_output(self.interpreter.get_tensor(d["index"]), d) for d in details]
-        names = [self.output_names.get(d["index"], d["name"]) for d in details]
-        (boxes, scores), self.order = match_outputs(outs, names, _expected_n(x.shape[-1]))
+        try:
+            self.interpreter.set_tensor(self.input["index"], quantize_input(nhwc, self.input))
+            self.interpreter.invoke()
+            details = self.interpreter.get_output_details()
+            outs = [dequantize_output(self.interpreter.get_tensor(d["index"]), d) for d in details]
+            names = [self.output_names.get(d["index"], d["name"]) for d in details]
+            (boxes, scores), self.order = match_outputs(outs, names, _expected_n(x.shape[-1]))
+        except (ValueError, RuntimeError) as exc:  # LiteRT's, or outputs that are not (boxes, scores)
+            raise _refused(self.path, "cannot run the model", exc) from None
         return boxes, scores
 
     def __call__(self, batch: np.ndarray) -> Outputs:

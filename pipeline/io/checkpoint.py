@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from pipeline.model.leafyolo import LeafYOLO
 
 REQUIRED_KEYS = ("variant", "nc", "names", "act", "imgsz", "model")
+MAX_NC = 10_000  # classes; a corrupt count would otherwise size the head's convolutions (10**9 classes: 288 GB)
+MAX_IMGSZ = 4096  # pixels; the pruning replay and `info` run the model once at the checkpoint's size
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -82,4 +84,35 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise ValueError(f"checkpoint {path} is missing keys {missing}; expected {list(REQUIRED_KEYS)}")
+    _check_fields(path, ckpt)
     return ckpt
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_fields(path: Path, ckpt: dict[str, Any]) -> None:
+    """The values `build_model` sizes the network from, checked before anything is built from them."""
+    from pipeline.model.variants import VARIANTS  # an unknown `act` fails in build_model, which names the file too
+
+    def tensors(v: Any) -> bool:
+        return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+    nc = ckpt["nc"]
+    checks = {
+        "variant": (ckpt["variant"] in VARIANTS if isinstance(ckpt["variant"], str) else False,
+                    f"one of {sorted(VARIANTS)}"),
+        "nc": (_is_int(nc) and 1 <= nc <= MAX_NC, f"an integer in [1, {MAX_NC}]"),
+        "names": (isinstance(ckpt["names"], (list, tuple)) and all(isinstance(n, str) for n in ckpt["names"])
+                  and len(ckpt["names"]) == nc, f"a list of {nc} class names"),
+        "act": (isinstance(ckpt["act"], str), "an activation name"),
+        "imgsz": (_is_int(ckpt["imgsz"]) and 32 <= ckpt["imgsz"] <= MAX_IMGSZ and ckpt["imgsz"] % 32 == 0,
+                  f"a multiple of 32 in [32, {MAX_IMGSZ}]"),
+        "model": (tensors(ckpt["model"]), "a state dict (parameter name -> tensor)"),
+        "ema": (ckpt.get("ema") is None or tensors(ckpt["ema"]), "a state dict (parameter name -> tensor)"),
+        "pruning_history": (isinstance(ckpt.get("pruning_history") or [], list), "a list"),
+    }
+    for key, (ok, expected) in checks.items():
+        if not ok:
+            raise ValueError(f"checkpoint {path}: key '{key}' is {str(ckpt.get(key))[:100]!r}; expected {expected}")

@@ -74,9 +74,15 @@ def read_tflite_metadata(path: str | Path) -> dict[str, Any]:
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name() == TFLITE_KEY.encode():
+            if not 0 <= entry.Buffer() < model.BuffersLength():  # the flatbuffer verifier does not check indices
+                raise ValueError(f"{path}: its {TFLITE_KEY!r} metadata points at buffer {entry.Buffer()} of "
+                                 f"{model.BuffersLength()}; expected an existing buffer")
             raw = model.Buffers(entry.Buffer()).DataAsNumpy()
             try:
-                return json.loads(bytes(raw).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                meta = json.loads(bytes(raw).decode())
+            except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:  # TypeError: an empty buffer (0)
                 raise ValueError(f"{path}: its {TFLITE_KEY!r} metadata is not UTF-8 JSON: {e}") from e
+            if not isinstance(meta, dict):
+                raise ValueError(f"{path}: its {TFLITE_KEY!r} metadata is {type(meta).__name__}; expected a JSON object")
+            return meta
     return {}

@@ -23,7 +23,10 @@ def build_model(ckpt: dict[str, Any]) -> LeafYOLO:
 def load_model(path: str | Path, weights: str = "model") -> tuple[LeafYOLO, dict[str, Any]]:
     """Rebuild and load a model from a checkpoint. `weights` picks 'model' or 'ema' weights when both exist."""
     ckpt = read_checkpoint(path)
-    model = build_model(ckpt)
+    try:
+        model = build_model(ckpt)
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:  # e.g. a pruning history of another model
+        raise ValueError(f"checkpoint {path}: cannot rebuild its {ckpt['variant']} architecture: {exc}") from exc
     state = ckpt.get(weights) or ckpt["model"]
     try:
         model.load_state_dict(state)
