@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.model_table import markdown, rows
+from tests.fuzz_cases import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -239,6 +240,18 @@ def test_web_latency_times_the_page_and_native_onnxruntime_on_the_same_files(tmp
         assert a["images"] == 2 and 0 <= a["map50_web"] <= 1 and a["max_score_diff"] < 1e-3
     text = out.read_text()
     assert "Command: `python -m bench.web_latency" in text and "| `fp16.onnx` |" in text and "browser / native" in text
+
+
+def test_fuzz_counts_every_kind_and_finds_nothing_unexplained(tmp_path):
+    out = tmp_path / "fuzz.md"
+    _run_bench(["bench.fuzz", "--scale", "0.05", "--out", str(out)], timeout=600)
+    rows = {r["kind"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert sorted(rows) == sorted(EXAMPLES)
+    for kind, r in rows.items():
+        assert r["tried"] == round(EXAMPLES[kind] * 0.05) == r["error"] + r["skip"] + r["valid"] + r["unexplained"]
+        assert r["unexplained"] == 0 and r["unexplained_cases"] == []
+    text = out.read_text()
+    assert "Command: `python -m bench.fuzz" in text and "| model |" in text and "| **all** |" in text
 
 
 def test_pipeline_sweep_relaxes_every_gate_budget():
