@@ -8,5 +8,6 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 . "$(dirname "$0")/bench_env.sh"
 . "$(dirname "$0")/web_env.sh"
+. "$(dirname "$0")/cpu_env.sh"
 python -m ruff check .
 python -m pytest -p no:cacheprovider "$@"

@@ -21,15 +21,17 @@ def stage_command(stage: str) -> list[str]:
     return [sys.executable, *argv[1:]]
 
 
-def run_stage(stage: str, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_stage(stage: str, workdir: Path, timeout: int = 600,
+              prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run `stage`'s dvc.yaml command in `workdir`, with the repo's `web/` linked in when `workdir` has none (the
-    stages check the web page's npm files before training, as they would in the project root)."""
+    stages check the web page's npm files before training, as they would in the project root). `prefix` goes before
+    the command (an emulator: `("qemu-x86_64", "-cpu", "EPYC-Rome")`)."""
     workdir = Path(workdir)
     if not (workdir / "web").exists() and not (workdir / "web").is_symlink():
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "web").symlink_to(REPO / "web")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    return subprocess.run(stage_command(stage), cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*prefix, *stage_command(stage)], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def merge(base: dict, overrides: dict) -> dict:

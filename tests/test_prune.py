@@ -1,5 +1,6 @@
 import copy
 import json
+import math
 
 import numpy as np
 import onnx
@@ -87,7 +88,8 @@ def test_params_pruner_and_api_share_one_sparsity_range(bad):
     from pipeline.config.stages import PruneParams
 
     expected = rf"sparsity must be a number in \[0, {MAX_SPARSITY}\]"
-    number = isinstance(bad, float)  # a string or bool stops at the typed parsing, before the range
+    # a string, a bool or a NaN stops at the typed parsing, before the range
+    number = isinstance(bad, float) and math.isfinite(bad)
     with pytest.raises(ValueError, match=r"prune\." + (expected if number else "sparsity")):
         section_from({"prune": {"sparsity": bad, "importance": "l2", "target_bytes": 0}}, "params.yaml", "prune",
                      PruneParams)

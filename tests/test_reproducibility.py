@@ -156,7 +156,9 @@ def test_a_teacher_for_other_classes_stops_the_data_stage(tiny_chain, tmp_path):
     work = tmp_path / "teacher_nc"
     ckpt = read_checkpoint(tiny_chain / "artifacts/teacher/model.pt")
     (work / "weights").mkdir(parents=True)
-    torch.save({**ckpt, "nc": 7}, work / "weights/teacher.pt")
+    # a well-formed checkpoint of a 7-class model: the data stage's own check has to catch it, not the field checks
+    names = list(ckpt["names"]) + ["extra0", "extra1"]
+    torch.save({**ckpt, "nc": 7, "names": names}, work / "weights/teacher.pt")
     write_params(work, teacher={"weights": "weights/teacher.pt", "dep": "weights"})
     proc = run_stage("data", work)
     assert proc.returncode != 0

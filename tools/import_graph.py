@@ -76,9 +76,10 @@ def with_packages(modules: set[str] | frozenset[str]) -> set[str]:
 
 
 def closure(module: str) -> set[Path]:
-    """Files of every repo module `module` needs, itself included."""
+    """Files of every repo module `module` needs, itself and its packages' __init__.py included (`python -m
+    stages.teacher` runs stages/__init__.py first)."""
     seen: set[Path] = set()
-    todo = [module]
+    todo = sorted(with_packages({module}))
     while todo:
         path = module_file(todo.pop())
         if path is None or path in seen:
@@ -155,13 +156,22 @@ def find_cycle() -> list[str] | None:
     return None
 
 
+def is_marker(path: Path) -> bool:
+    """A package's __init__.py with nothing but a docstring and `from __future__` imports (no code to hash)."""
+    if path.name != "__init__.py":
+        return False
+    body = ast.parse(path.read_text(), str(path)).body
+    return all((isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+               or (isinstance(n, ast.ImportFrom) and n.module == "__future__") for n in body)
+
+
 def covering_deps(files: set[Path]) -> list[str]:
     """The fewest repo paths covering `files`: a folder when every .py file of it (and below) is needed,
     else the files themselves."""
     def all_py(folder: Path) -> set[Path]:
-        return {p for p in folder.rglob("*.py") if "__pycache__" not in p.parts and p.name != "__init__.py"}
+        return {p for p in folder.rglob("*.py") if "__pycache__" not in p.parts and not is_marker(p)}
 
-    files = {f for f in files if f.name != "__init__.py"}  # package markers: docstrings, no code
+    files = {f for f in files if not is_marker(f)}
     chosen: list[Path] = []
     for f in sorted(files):
         if any(c in f.parents for c in chosen):

@@ -7,20 +7,27 @@ import math
 import torch
 
 
+def portable_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """sqrt(x) for x >= 0 with the same bits on every x86-64 CPU: `torch.sqrt` runs MKL's vector math, whose
+    portable branch differs between CPUs (pipeline/common/kernels.py); `rsqrt` and a division are ATen's own,
+    exactly rounded operations (two roundings: within 2 ulp of sqrt); 0 gives 0."""
+    return torch.rsqrt(x).reciprocal()
+
+
 def power(x: torch.Tensor, exponent: float) -> torch.Tensor:
     """`x ** exponent` for x >= 0, by exactly rounded operations where the exponent allows it: square roots and
     products for multiples of 0.5 up to 16, `torch.pow` otherwise.
 
     Why not `torch.pow` always: on this CPU build, the first `pow(x, 0.5)` of a process sometimes takes another
     kernel than the later calls (1-ulp differences in every element), which made the label assignment, and so the
-    whole training run, differ between two runs of the same params. sqrt and products give the same bits every
-    time, on every path.
+    whole training run, differ between two runs of the same params. Square roots (`portable_sqrt`) and products
+    give the same bits every time, on every path.
     """
     twice = 2 * exponent
     if exponent < 0 or twice != int(twice) or exponent > 16:
         return x.pow(exponent)
     whole, half = divmod(int(twice), 2)
-    out = x.sqrt() if half else torch.ones_like(x)
+    out = portable_sqrt(x) if half else torch.ones_like(x)
     base = x
     while whole:  # square-and-multiply: a fixed sequence of exactly rounded products
         if whole & 1:
@@ -51,7 +58,7 @@ def box_ciou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tenso
     rho2 = (centre_a - centre_b).pow(2).sum(-1)
     wa, ha = (a[..., 2] - a[..., 0]).clamp(min=eps), (a[..., 3] - a[..., 1]).clamp(min=eps)
     wb, hb = (b[..., 2] - b[..., 0]).clamp(min=eps), (b[..., 3] - b[..., 1]).clamp(min=eps)
-    v = (4 / math.pi**2) * (torch.atan(wb / hb) - torch.atan(wa / ha)).pow(2)
+    v = (4 / math.pi**2) * (torch.atan2(wb, hb) - torch.atan2(wa, ha)).pow(2)  # atan2: ATen's, not MKL's atan
     with torch.no_grad():
         alpha = v / (v - iou + (1 + eps))
     return iou - rho2 / c2 - alpha * v

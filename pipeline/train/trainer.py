@@ -65,7 +65,8 @@ def build_optimizer(model: nn.Module, extra: nn.Module | None, p: TrainParams) -
             (decay if param.ndim > 1 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": p.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if p.optimizer == "AdamW":
-        return torch.optim.AdamW(groups, lr=p.lr0, betas=(p.momentum, 0.999))
+        # fused: ATen's own kernel; the default foreach path takes sqrt from MKL, which differs between CPUs
+        return torch.optim.AdamW(groups, lr=p.lr0, betas=(p.momentum, 0.999), fused=True)
     return torch.optim.SGD(groups, lr=p.lr0, momentum=p.momentum, nesterov=True)
 
 
