@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from pipeline.common.faults import fault_point
 from pipeline.common.seeding import epoch_permutation, seed_everything, seeded
 from pipeline.config.train import TrainParams
 from pipeline.data.dataset import collate
@@ -181,6 +182,7 @@ class Trainer:
                     group["lr"] = lr_at(step, total_steps, warmup, p)
                 parts = self._step(net, imgs, targets, optimizer, scaler)
                 ema.update(self.model)
+                fault_point("step", step)
                 if on_step is not None:
                     on_step(step, parts["loss"], self.model)
                 for k, v in parts.items():
