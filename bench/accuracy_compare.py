@@ -55,7 +55,8 @@ def our_chain(params: dict[str, Any], data: Path, work: Path) -> tuple[Path, dic
     metrics = read_json(project / "artifacts/evaluate/metrics.json")
     stage = {s: read_json(project / f"artifacts/{s}/metrics.json") for s in TRAINED}
     return project, {"artifacts": metrics["artifacts"], "train_seconds": sum(stage[s]["seconds"] for s in TRAINED),
-                     "params": metrics["final"]["params"]}
+                     "params": metrics["final"]["params"],  # epochs each stage ran (min_steps may add some)
+                     "epochs": {s: stage[s].get("train_epochs") for s in TRAINED}}
 
 
 def ultralytics_yaml(dataset: Path, out: Path) -> Path:
@@ -108,13 +109,15 @@ def main() -> None:
     load_data_yaml(args.data)  # likewise for a missing or malformed data.yaml (the error names the file)
     params = load_params(args.params)
     tp, dp = load_section(args.params, "teacher", TeacherParams), load_section(args.params, "distill", DistillParams)
-    fp = load_section(args.params, "finetune", FinetuneParams)
+    load_section(args.params, "finetune", FinetuneParams)  # checked before the chain runs
     cp, ep = load_section(args.params, "calibrate", CalibrateParams), load_section(args.params, "evaluate", EvaluateParams)
-    imgsz, epochs = dp.train.imgsz, dp.train.epochs + fp.train.epochs
+    imgsz = dp.train.imgsz
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         print(f"[compare 1/3] our chain (dvc repro) on {args.data}", flush=True)
         project, ours = our_chain(params, Path(args.data), work)
+        ran = ours["epochs"]  # the student's epochs as run: train.epochs, raised by min_steps on a small dataset
+        epochs = ran["distill"] + ran["finetune"]
         dataset = project / "artifacts/data/dataset"
         calib = draw_calibration_images(dataset / "data.yaml", imgsz, cp.subset_size, seed=cp.seed)
         print(f"[compare 2/3] Ultralytics {args.cfg} from scratch: {epochs} epochs, then {ours['train_seconds']:.0f} s "
@@ -129,7 +132,7 @@ def main() -> None:
         val = YoloDataset(data.val, data.nc, imgsz, names=data.names)
         a = ours["artifacts"]
         rows = [row(f"`{dp.variant}` chain: distilled from `{tp.variant}`, pruned, fine-tuned", ours["params"],
-                    f"teacher {tp.train.epochs} + student {dp.train.epochs} + fine-tune {fp.train.epochs}",
+                    f"teacher {ran['teacher'] or 'given'} + student {ran['distill']} + fine-tune {ran['finetune']}",
                     ours["train_seconds"], a["finetune"], a["tflite_int8"], a["tflite_int8"]["size_bytes"])]
         for what, ul in ((f"{epochs} epochs (the student's)", by_epochs), ("our chain's training time", by_time)):
             rows.append(row(f"Ultralytics `{Path(args.cfg).stem}` from scratch, {what}", ul["params"], f"{ul['epochs']}",

@@ -327,7 +327,7 @@ def trace(data_yaml: Path, params: Path, ops: list[str]) -> dict[str, Any]:
     training: set[str] = set()
     with tempfile.TemporaryDirectory() as work:
         for section in (teacher_p, distill_p):
-            p = dataclasses.replace(section.train, epochs=1, batch_size=4)
+            p = dataclasses.replace(section.train, epochs=1, min_steps=0, batch_size=4)
             images = Subset(YoloDataset(data.train, data.nc, p.imgsz, augment=p.augment, names=data.names, seed=0),
                             range(4))
             model = LeafYOLO(section.variant, data.nc, act=section.act, seed=p.seed)
@@ -363,7 +363,7 @@ def speed(variant: str, data_yaml: Path, params: Path) -> dict[str, Any]:
     from pipeline.train.trainer import Trainer
 
     section = load_section(params, "teacher", TeacherParams)
-    p = dataclasses.replace(section.train, epochs=1)
+    p = dataclasses.replace(section.train, epochs=1, min_steps=0)
     data = load_data_yaml(data_yaml)
     train = YoloDataset(data.train, data.nc, p.imgsz, augment=p.augment, names=data.names, seed=p.seed)
     model = LeafYOLO(variant, data.nc, act=section.act, seed=p.seed)

@@ -72,7 +72,7 @@ def compare(name: str, onnx: Path, calib: np.ndarray, data_yaml: Path, imgsz: in
 def trained_case(data_yaml: Path, imgsz: int, sp: DistillParams, epochs: int | None, n_calib: int,
                  work: Path) -> tuple[Path, np.ndarray]:
     """The student trained from scratch on `data_yaml` at `imgsz` (seeded), its FP32 ONNX and a calibration set."""
-    p = dataclasses.replace(sp.train, imgsz=imgsz, **({"epochs": epochs} if epochs else {}))
+    p = dataclasses.replace(sp.train, imgsz=imgsz, **({"epochs": epochs, "min_steps": 0} if epochs else {}))
     torch.manual_seed(p.seed)
     model = LeafYOLO(sp.variant, load_data_yaml(data_yaml).nc, act=sp.act)
     result = train_model(model, data_yaml, p, work / f"{imgsz}.pt", work / f"{imgsz}-resume")

@@ -50,6 +50,8 @@ class TrainOptions:
     cls_weight: float = opt(TrainParams.cls_weight, "weight of the classification (BCE) loss")
     seed: int = opt(TrainParams.seed, "random seed")
     workers: int = opt(TrainParams.workers, "data-loader worker processes")
+    min_steps: int = opt(TrainParams.min_steps, "at least this many optimizer steps: epochs are added for a small "
+                                                "dataset (0: just epochs)")
     val_every: int = opt(TrainParams.val_every, "validate every N epochs (0: after the last epoch only)")
     amp: bool = opt(TrainParams.amp, "mixed precision (CUDA only)")
     project: Any = opt("runs/train", "folder of the training runs")

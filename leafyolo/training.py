@@ -11,7 +11,7 @@ from typing import Any
 
 from leafyolo.options import TrainOptions, augment_for_strength
 from pipeline.common.seeding import seed_everything
-from pipeline.config.train import TrainParams
+from pipeline.config.train import TrainParams, budget_text
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.data.labels import list_images
 from pipeline.io.model_loader import load_model
@@ -25,7 +25,8 @@ from pipeline.train.trainer import TrainResult, pick_device
 
 
 def train_params(o: TrainOptions, imgsz: int) -> TrainParams:
-    return TrainParams(epochs=o.epochs, batch_size=o.batch_size, imgsz=imgsz, optimizer=o.optimizer, lr0=o.lr0,
+    return TrainParams(epochs=o.epochs, min_steps=o.min_steps, batch_size=o.batch_size, imgsz=imgsz,
+                       optimizer=o.optimizer, lr0=o.lr0,
                        lrf=o.lrf, momentum=o.momentum, weight_decay=o.weight_decay, warmup_epochs=o.warmup_epochs,
                        ema_decay=o.ema_decay, ema_tau=o.ema_tau, box_weight=o.box_weight, cls_weight=o.cls_weight, seed=o.seed,
                        workers=o.workers, val_every=o.val_every, amp=o.amp, freeze_backbone=o.freeze_backbone,
@@ -89,7 +90,7 @@ def resolve_teacher(teacher: Any, data_yaml: str, nc: int, p: TrainParams, proje
             model = load_model(cached)[0]
         else:
             model = LeafYOLO(teacher, nc, act=act, seed=p.seed)
-            step(f"training the {teacher} teacher ({count_params(model):,} params) for {p.epochs} epochs at "
+            step(f"training the {teacher} teacher ({count_params(model):,} params) for {budget_text(p)} at "
                  f"{p.imgsz}px -> {cached}")
             model = train_model(model, data_yaml, p, cached, cached.with_suffix(".work"), device=device).model
     elif isinstance(teacher, (str, Path)) and Path(teacher).suffix in (".pt", ".pth"):
@@ -121,7 +122,7 @@ def run(student: LeafYOLO, pruning_history: list, default_imgsz: int,
         if o.distillation_alpha > 0 else None
     if teacher is None:
         step("no teacher")
-    step(f"training {model.variant} ({count_params(model):,} params) for {p.epochs} epochs at {imgsz}px"
+    step(f"training {model.variant} ({count_params(model):,} params) for {budget_text(p)} at {imgsz}px"
          + (f", distilling with alpha={o.distillation_alpha}" if teacher is not None else "")
          + (", backbone frozen" if p.freeze_backbone else "") + f" -> {out}")
     distill = DistillWeights(o.distillation_alpha, o.distillation_temperature) if teacher is not None else None

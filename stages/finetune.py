@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.common.seeding import seed_everything
 from pipeline.config.params import load_section
 from pipeline.config.stages import FinetuneParams
+from pipeline.config.train import budget_text
 from pipeline.io.model_loader import load_model
 from pipeline.model.count import count_params
 from pipeline.stage.preflight import check_chain
@@ -26,7 +27,7 @@ def main() -> None:
     step(f"loading {args.model}")
     model, ckpt = load_model(args.model)
     teacher = load_model(args.teacher)[0] if p.alpha > 0 else None
-    step(f"fine-tuning {count_params(model):,} params for {p.train.epochs} epochs"
+    step(f"fine-tuning {count_params(model):,} params for {budget_text(p.train)}"
          + (f", distilling with alpha={p.alpha}" if teacher is not None else ""))
     result = train_model(model.train(), args.data, p.train, args.out, args.work, teacher=teacher,
                          distill=DistillWeights(p.alpha, p.temperature) if teacher is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.common.seeding import seed_everything
 from pipeline.config.params import load_section
 from pipeline.config.stages import TeacherParams
+from pipeline.config.train import budget_text
 from pipeline.data.data_yaml import load_data_yaml
 from pipeline.io.checkpoint import save_checkpoint
 from pipeline.io.model_loader import load_model
@@ -32,7 +33,7 @@ def main() -> None:
                    **validate_checkpoint(model, args.data, int(ckpt["imgsz"]), args.live)}
     else:
         model = LeafYOLO(p.variant, data.nc, act=p.act, seed=p.train.seed)
-        step(f"training {p.variant} ({count_params(model):,} params) for {p.train.epochs} epochs at {p.train.imgsz}")
+        step(f"training {p.variant} ({count_params(model):,} params) for {budget_text(p.train)} at {p.train.imgsz}")
         result = train_model(model, args.data, p.train, args.out, args.work,
                              log_dir=args.live)
         metrics = {"params": count_params(model), **result.summary()}

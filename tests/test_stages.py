@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.io.checkpoint import read_checkpoint
 from tests.stage_runner import run_stage, write_params
@@ -55,10 +56,13 @@ def test_data_stage_writes_dataset_and_report(chain):
 def test_training_stages_write_checkpoints_metrics_and_logs(chain):
     for stage in ("teacher", "distill", "finetune"):
         metrics = read(chain / f"artifacts/{stage}/metrics.json")
-        assert {"val/map50", "val/map", "params", "images_per_second"} <= set(metrics)
+        assert {"val/map50", "val/map", "params", "images_per_second", "train_epochs", "train_steps"} <= set(metrics)
+        assert metrics["train_steps"] == metrics["train_epochs"] * 2  # 16 images at batch 8, tiny_params' epochs
         assert (chain / f"artifacts/{stage}/live/plots/metrics/train/loss.tsv").is_file()
         assert not (chain / f"artifacts/.resume/{stage}/last.pt").exists()
-    assert read(chain / "artifacts/distill/metrics.json")["train/kd_feat"] > 0
+    distill = read(chain / "artifacts/distill/metrics.json")
+    assert distill["train/kd_feat"] > 0
+    assert 0 <= distill["teacher/map50"] <= 1 and 0 <= distill["teacher/map"] <= distill["teacher/map50"]
 
 
 def test_prune_stage_lands_on_the_sparsity(chain):
@@ -236,3 +240,46 @@ def test_an_unreachable_byte_budget_fails_before_pruning(chain, tmp_path):
     proc = run_stage("prune", work)
     assert proc.returncode != 0 and "prune.target_bytes=30,000 is out of reach" in proc.stderr
     assert not (work / "artifacts/prune/model.pt").exists()
+
+
+def conv_out_channels(tflite_path: Path) -> list[int]:
+    """Output channels of every CONV_2D and DEPTHWISE_CONV_2D of a .tflite file, from its weight shapes."""
+    from pipeline.io.tflite_file import read_model, schema
+
+    ops = schema().BuiltinOperator
+    model = read_model(tflite_path)
+    graph = model.subgraphs[0]
+    counts = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if kind == ops.CONV_2D:
+            counts.append(int(graph.tensors[op.inputs[1]].shape[0]))  # [out, kh, kw, in]
+        elif kind == ops.DEPTHWISE_CONV_2D:
+            counts.append(int(graph.tensors[op.inputs[1]].shape[3]))  # [1, kh, kw, out]
+    return counts
+
+
+def test_prune_round_to_gives_the_exported_file_channel_counts_in_eights(chain, tmp_path):
+    """`prune.round_to: 8`: every convolution of the INT8 TFLite has a multiple of 8 output channels, but the head's
+    class and box outputs (nc and 4, never pruned); with round_to 1 (tiny_params) some count is not."""
+    nc = yaml.safe_load((chain / "artifacts/data/dataset/data.yaml").read_text())["nc"]
+    head_outputs = {nc, 4}  # the class scores and the box distances
+    assert any(c % 8 and c not in head_outputs for c in conv_out_channels(chain / "artifacts/tflite/model_int8.tflite"))
+    work = tmp_path / "round_to"
+    shutil.copytree(chain / "artifacts", work / "artifacts")
+    write_params(work, prune={"round_to": 8})
+    for stage in ("prune", "finetune", "calibrate", "onnx", "tflite"):
+        proc = run_stage(stage, work)
+        assert proc.returncode == 0, f"{stage}: {proc.stderr[-2000:]}"
+    assert read(work / "artifacts/prune/metrics.json")["round_to"] == 8
+    counts = conv_out_channels(work / "artifacts/tflite/model_int8.tflite")
+    assert len(counts) > 50 and {c for c in counts if c % 8} <= head_outputs, sorted(set(counts))
+
+
+def test_prune_round_to_out_of_range_is_named(chain, tmp_path):
+    work = tmp_path / "bad_round_to"
+    shutil.copytree(chain / "artifacts", work / "artifacts")
+    write_params(work, prune={"round_to": 0})
+    proc = run_stage("prune", work)
+    assert proc.returncode != 0 and "prune.round_to must be in [1, 64]" in proc.stderr, proc.stderr[-2000:]

@@ -250,7 +250,7 @@ def _example_inputs(model: nn.Module, imgsz: int) -> torch.Tensor:
 
 
 def prune_to_bytes(model: nn.Module, target_bytes: int, imgsz: int, fit, importance: str = "l2",
-                   verbose: bool = True) -> tuple[PruneResult, float]:
+                   verbose: bool = True, round_to: int | None = None) -> tuple[PruneResult, float]:
     """Prune so the predicted INT8 TFLite file (`pipeline.compress.bytes_model`) lands in the top 3 % under
     `target_bytes`, aiming at 98.5 % of it; returns (result, predicted bytes). The tflite stage checks the real file."""
     from pipeline.compress.bytes_model import predicted_tflite_bytes
@@ -267,6 +267,6 @@ def prune_to_bytes(model: nn.Module, target_bytes: int, imgsz: int, fit, importa
     if fraction > MAX_SPARSITY:
         raise ValueError(f"prune.target_bytes={target_bytes:,} is out of reach: the file would have to shrink by "
                          f"{fraction:.0%} (at most {MAX_SPARSITY:.0%} of its size can be pruned away)")
-    result = prune(model, fraction, imgsz, importance=importance, tol=0.01 * aim / before, verbose=verbose,
-                   measure=size)
+    result = prune(model, fraction, imgsz, importance=importance, round_to=round_to, tol=0.01 * aim / before,
+                   verbose=verbose, measure=size)
     return result, size(model)

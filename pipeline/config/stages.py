@@ -86,12 +86,15 @@ class DistillParams:
     temperature: float
     cls_weight: float
     feat_weight: float
+    min_teacher_map50: float  # with alpha > 0, a teacher scoring under this val mAP50 stops the stage (0: no check)
     train: TrainParams
 
     def __post_init__(self) -> None:
         _check_variant(self.variant)
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not 0.0 <= self.min_teacher_map50 <= 1.0:
+            raise ValueError(f"min_teacher_map50 must be in [0, 1], got {self.min_teacher_map50}")
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,12 @@ class PruneParams:
     sparsity: float  # fraction of the student's parameters removed
     importance: str
     target_bytes: int  # > 0: prune to this INT8 TFLite size instead (prune.sparsity is then ignored)
+    round_to: int  # every pruned group keeps a multiple of this many channels (SIMD int8 kernels work in 8s); 1: any
 
     def __post_init__(self) -> None:
         check_sparsity(self.sparsity, "sparsity")  # load_section prefixes the section: prune.sparsity
+        if not 1 <= self.round_to <= 64:
+            raise ValueError(f"round_to must be in [1, 64] (1: any channel count), got {self.round_to}")
         if self.target_bytes < 0:
             raise ValueError(f"target_bytes must be 0 (prune by sparsity) or a file size in bytes, got {self.target_bytes}")
         if self.importance not in ("l1", "l2"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from pipeline.config.augment import AugmentParams
@@ -12,6 +13,7 @@ OPTIMIZERS = ("SGD", "AdamW")
 @dataclass(frozen=True)
 class TrainParams:
     epochs: int = 300
+    min_steps: int = 0  # at least this many optimizer steps: a small dataset gets more epochs (whole epochs)
     batch_size: int = 16
     imgsz: int = 320
     optimizer: str = "SGD"
@@ -44,7 +46,8 @@ class TrainParams:
             raise ValueError(f"lrf must be in (0, 1], got {self.lrf}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        non_negative = {"weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
+        non_negative = {"min_steps": self.min_steps, "weight_decay": self.weight_decay,
+                        "warmup_epochs": self.warmup_epochs,
                         "workers": self.workers, "val_every": self.val_every}
         for key, value in non_negative.items():
             if value < 0:
@@ -53,3 +56,17 @@ class TrainParams:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.ema_tau <= 0:
             raise ValueError(f"ema_tau must be > 0, got {self.ema_tau}")
+
+
+def planned_epochs(p: TrainParams, steps_per_epoch: int) -> int:
+    """Epochs a run takes at `steps_per_epoch` optimizer steps an epoch: `p.epochs`, raised to the fewest whole
+    epochs that make at least `p.min_steps` steps. A training section sized by `min_steps` gives a 124-image
+    dataset (3 steps an epoch at batch 32) as many optimizer steps as a 1,000-image one, not a twelfth of them."""
+    if steps_per_epoch <= 0:
+        raise ValueError(f"steps_per_epoch must be > 0, got {steps_per_epoch}")
+    return max(p.epochs, math.ceil(p.min_steps / steps_per_epoch))
+
+
+def budget_text(p: TrainParams) -> str:
+    """`12 epochs, at least 372 optimizer steps`: the budget as a stage's progress line states it."""
+    return f"{p.epochs} epochs" + (f", at least {p.min_steps} optimizer steps" if p.min_steps else "")

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pipeline.common.faults import fault_point
 from pipeline.common.seeding import epoch_permutation, seed_everything, seeded
-from pipeline.config.train import TrainParams
+from pipeline.config.train import TrainParams, planned_epochs
 from pipeline.data.dataset import collate
 from pipeline.io.checkpoint import atomic_torch_save, model_meta, safe_load, save_checkpoint
 from pipeline.model.leafyolo import LeafYOLO
@@ -38,11 +38,13 @@ class TrainResult:
     epochs_run: int
     device: str = "cpu"
     threads: int = 1  # torch intra-op threads: results are bit-reproducible for the same count on the same CPU
+    epochs: int = 0  # the whole run's epochs (TrainParams.epochs, raised by min_steps), a resumed run's included
+    steps: int = 0  # the whole run's optimizer steps
 
     def summary(self) -> dict[str, Any]:
         """What a training stage records beside its val metrics."""
         return {"images_per_second": self.images_per_second, "device": self.device, "torch_threads": self.threads,
-                **self.metrics}
+                "train_epochs": self.epochs, "train_steps": self.steps, **self.metrics}
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -149,8 +151,9 @@ class Trainer:
         return FeatureAdapters(s_ch, t_ch).to(self.device)
 
     def fit(self, on_step: Callable[[int, float, nn.Module], None] | None = None) -> TrainResult:
-        """Train for `p.epochs`. `on_step(step, loss, model)`, when given, runs after every optimizer step
-        (step counted from 0 over all epochs); it may raise to end training there (bench.divergence does)."""
+        """Train for `p.epochs`, or more epochs when `p.min_steps` asks for more optimizer steps. `on_step(step,
+        loss, model)`, when given, runs after every optimizer step (step counted from 0 over all
+        epochs); it may raise to end training there (bench.divergence does)."""
         p = self.p
         seed_everything(p.seed + self.rank)
         loader, sampler = self._loader()
@@ -162,19 +165,25 @@ class Trainer:
                                          "world": self.world})
         start_epoch, history = self._maybe_resume(fp, optimizer, ema, scaler)
         steps_per_epoch = len(loader)
-        total_steps = p.epochs * steps_per_epoch
+        epochs = planned_epochs(p, steps_per_epoch)
+        total_steps = epochs * steps_per_epoch
+        if self.rank == 0:
+            raised = f" (raised from {p.epochs} epochs by min_steps {p.min_steps})" if epochs > p.epochs else ""
+            print(f"training {total_steps} optimizer steps: {epochs} epochs of {steps_per_epoch} batches of "
+                  f"{loader.batch_size * self.world} images from {len(self.train_set)} training images{raised}",
+                  flush=True)
         warmup = warmup_steps(p, steps_per_epoch, total_steps)
         live = self._live(history)
         seen, train_seconds = 0, 0.0
         metrics = dict(history[-1]) if history else {}
-        for epoch in range(start_epoch, p.epochs):
+        for epoch in range(start_epoch, epochs):
             sampler.set_epoch(epoch)
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(epoch)
             self.model.train()
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{p.epochs}", disable=not (self.progress and self.rank == 0),
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not (self.progress and self.rank == 0),
                        leave=False, dynamic_ncols=True)
             for i, (imgs, targets, _) in enumerate(bar):
                 step = epoch * steps_per_epoch + i
@@ -192,7 +201,7 @@ class Trainer:
             train_seconds += time.perf_counter() - t0
             metrics = {f"train/{k}": v / max(1, steps_per_epoch) for k, v in sums.items()}
             metrics["lr"] = optimizer.param_groups[0]["lr"]
-            last = epoch == p.epochs - 1
+            last = epoch == epochs - 1
             if self.val_set is not None and (last or (p.val_every and (epoch + 1) % p.val_every == 0)):
                 metrics.update(self.validate(ema.ema))
             history.append(metrics)
@@ -201,15 +210,15 @@ class Trainer:
                 if live is not None:
                     _log_epoch(live, metrics)
                 shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("train/loss", "val/map50"))}
-                print(f"[epoch {epoch + 1}/{p.epochs}] {shown} ({time.perf_counter() - t0:.1f}s)", flush=True)
+                print(f"[epoch {epoch + 1}/{epochs}] {shown} ({time.perf_counter() - t0:.1f}s)", flush=True)
         if live is not None:
             live.end()
         dist.barrier()
         if self.val_set is not None and not metrics:
             metrics = self.validate(ema.ema)  # zero epochs asked for
         ips = seen / train_seconds if train_seconds else 0.0
-        return TrainResult(ema.ema.eval(), metrics, ips, p.epochs - start_epoch, str(self.device),
-                           torch.get_num_threads())
+        return TrainResult(ema.ema.eval(), metrics, ips, epochs - start_epoch, str(self.device),
+                           torch.get_num_threads(), epochs, total_steps)
 
     def _step(self, net: nn.Module, imgs: torch.Tensor, targets: torch.Tensor,
               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> dict[str, float]:
