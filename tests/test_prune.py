@@ -91,8 +91,8 @@ def test_params_pruner_and_api_share_one_sparsity_range(bad):
     # a string, a bool or a NaN stops at the typed parsing, before the range
     number = isinstance(bad, float) and math.isfinite(bad)
     with pytest.raises(ValueError, match=r"prune\." + (expected if number else "sparsity")):
-        section_from({"prune": {"sparsity": bad, "importance": "l2", "target_bytes": 0}}, "params.yaml", "prune",
-                     PruneParams)
+        section_from({"prune": {"sparsity": bad, "importance": "l2", "target_bytes": 0, "round_to": 1}}, "params.yaml",
+                     "prune", PruneParams)
     with pytest.raises(ValueError, match=expected):
         prune(fresh_model(), bad, IMGSZ, verbose=False)
     with pytest.raises(ValueError, match="compression_ratio must be a number"):
