@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dvc_project import commit, exp_show, load_params, make_project, run
+from bench.dvc_queue import drive_queue
 from bench.stamp import stamp, write_report
 from pipeline.config.stages import GateParams
 from pipeline.evaluate.gate import check_budgets
@@ -50,17 +51,14 @@ def timed(cmd: list[str], project: Path) -> tuple[float, str]:
     return time.perf_counter() - t0, proc.stdout
 
 
-def wait_for_queue(project: Path, poll_s: float = 10.0) -> None:
-    """Block until the DVC queue has nothing queued or running; a failed task raises with its log."""
-    while True:
-        status = run(["dvc", "queue", "status"], project).stdout
-        if "Failed" in status:
-            names = [line.split()[1] for line in status.splitlines() if "Failed" in line and len(line.split()) > 2]
-            logs = "\n".join(run(["dvc", "queue", "logs", n], project).stdout[-3000:] for n in names[:1])
-            raise RuntimeError(f"a queued experiment failed:\n{status}\n{logs}")
-        if not re.search(r"\b(Queued|Running)\b", status):
-            return
-        time.sleep(poll_s)
+def wait_for_queue(project: Path, names: list[str], timeout_s: float) -> None:
+    """Run the queued experiments `names` one at a time (bench.dvc_queue.drive_queue) and wait for them; a failed
+    task raises with its log."""
+    status, _, _ = drive_queue(project, names, jobs=1, timeout_s=timeout_s, poll_s=10.0)
+    failed = [n for n, s in status.items() if s != "Success"]
+    if failed:
+        logs = "\n".join(run(["dvc", "queue", "logs", n], project).stdout[-3000:] for n in failed[:1])
+        raise RuntimeError(f"queued experiments did not succeed: {status}\n{logs}")
 
 
 def point(row: dict[str, Any], budgets: GateParams) -> dict[str, Any]:
@@ -190,6 +188,8 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="keep the scratch project here (default: a temp folder)")
     parser.add_argument("--project", default=None, help="reuse this project's committed cold repro (see above)")
     parser.add_argument("--out", default="bench/results/pipeline_sweep.md")
+    parser.add_argument("--timeout", type=float, default=4 * 3600,
+                        help="seconds the queued experiments may take before their workers are killed")
     args = parser.parse_args()
     header = stamp()  # the commit whose pipeline is copied into the scratch project, now
     params = load_params(args.params)
@@ -222,8 +222,7 @@ def main() -> None:
         for name, override in queued:
             run(["dvc", "exp", "run", "--queue", "-n", name, "-S", override], project)
         if queued:
-            run(["dvc", "queue", "start", "-j", "1"], project)
-            wait_for_queue(project)
+            wait_for_queue(project, [name for name, _ in queued], args.timeout)
         print("[sweep 4/4] dvc exp show", flush=True)
         seed = params["distill"]["train"]["seed"]
         rows = [r for r in exp_show(project) if r["params"].get("distill.train.seed") == seed]

@@ -36,18 +36,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bench.dvc_project import commit, load_params, make_project, run
+from bench.dvc_queue import EXPS, drive_queue, worker_logs
 from bench.lock_compare import differences
 from bench.pipeline_sweep import ran_stages, relaxed_gate, reuse_project
 from bench.stamp import stamp, write_report
 
 TEMP_NAME = re.compile(r"\.tmp(\.|$)|\.old$")  # temp siblings of outputs (pipeline/io/atomic.py, predict.py)
-EXPS = Path(".dvc/tmp/exps")
 
 
 def run_args(v: float) -> list[str]:
@@ -156,27 +157,22 @@ class WorkspaceWatch(threading.Thread):
                                       "temp_files": sorted(w["temp_files"])} for name, w in self.workspaces.items()}}
 
 
-def queue_status(project: Path) -> tuple[dict[str, str], str]:
-    """(experiment name -> Queued/Running/Success/Failed, the worker line) from `dvc queue status`."""
-    out = run(["dvc", "queue", "status"], project).stdout
-    rows = {parts[1]: parts[-1] for parts in map(str.split, out.splitlines()) if len(parts) >= 4 and parts[0] != "Task"}
-    return rows, next((line for line in out.splitlines() if line.startswith("Worker status")), "")
-
-
-def run_queue(project: Path, names: dict[float, str], jobs: int, poll_s: float = 3.0) -> dict[str, Any]:
-    """Queue one experiment per sparsity, start `jobs` workers, watch and wait until every task is done and every
-    worker workspace removed."""
+def run_queue(project: Path, names: dict[float, str], jobs: int, timeout_s: float, poll_s: float = 3.0,
+              idle_s: float = 20.0, max_restarts: int = 3,
+              args_of: Callable[[float], list[str]] = run_args) -> dict[str, Any]:
+    """Queue one experiment per sparsity, start `jobs` workers and wait (bench.dvc_queue.drive_queue: restarts and
+    timeout there) until every task is done and every worker workspace removed, watching the workspaces."""
     for v, name in names.items():
-        run(["dvc", "exp", "run", "--queue", "-n", name, *run_args(v)], project)
+        run(["dvc", "exp", "run", "--queue", "-n", name, *args_of(v)], project)
     watch = WorkspaceWatch(project)
     watch.start()
     t0 = time.time()
-    run(["dvc", "queue", "start", "-j", str(jobs)], project)
-    while True:
-        time.sleep(poll_s)
-        status, workers = queue_status(project)
-        if not any(status.get(n) in (None, "Queued", "Running") for n in names.values()):
-            break
+    try:
+        status, workers, restarts = drive_queue(project, list(names.values()), jobs, timeout_s, poll_s, idle_s,
+                                                max_restarts)
+    except BaseException:
+        watch.stop()
+        raise
     end = time.time()
     for _ in range(120):  # a task reports its end while its workspace is being removed: give it a minute
         if not list((project / EXPS).glob("tmp*")):
@@ -187,9 +183,11 @@ def run_queue(project: Path, names: dict[float, str], jobs: int, poll_s: float =
     committed = [int(git(project, "log", "-1", "--format=%ct", sha)) for name, sha in exp_refs(project).items()
                  if name in names.values()]
     return {"status": {n: status.get(n) for n in names.values()}, "wall": end - t0,
-            "last_commit_s": max(committed) - t0 if committed else None, "workers": workers,
+            "last_commit_s": max(committed) - t0 if committed else None, "workers": workers, "restarts": restarts,
             "ran": {n: ran_stages(log) for n, log in logs.items()},
             "logs": {n: log[-3000:] for n, log in logs.items() if status.get(n) != "Success"},
+            "worker_logs": worker_logs(project) if restarts or any(
+                s != "Success" for s in status.values()) else {},
             "watch": watch.summary(), "infofiles": infofiles(project)}
 
 
@@ -290,7 +288,12 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="keep the scratch project here (default: a temp folder)")
     parser.add_argument("--project", default=None, help="copy this finished project and reuse its runs (see above)")
     parser.add_argument("--out", default="bench/results/queue_runs.md")
+    parser.add_argument("--timeout", type=float, default=3600,
+                        help="seconds the queue may take from `dvc queue start` before its workers are killed")
     args = parser.parse_args()
+    if args.timeout <= 0 or args.jobs < 1:
+        raise ValueError(f"--timeout {args.timeout} / --jobs {args.jobs}: expected a positive number of seconds and "
+                         "at least one job")
     if len(set(args.sparsities)) != len(args.sparsities) or len(args.sparsities) < 2:
         raise ValueError(f"--sparsities {args.sparsities}: give at least two different values")
     header = stamp()
@@ -306,7 +309,7 @@ def main() -> None:
         resume_before = resume_state(project)
         names = {v: f"queued-{v:g}" for v in args.sparsities}
         print(f"[queue 3/4] {len(names)} experiments queued, dvc queue start -j {args.jobs}", flush=True)
-        queue = run_queue(project, names, args.jobs)
+        queue = run_queue(project, names, args.jobs, args.timeout)
         print(f"  {queue['wall']:.0f} s; {queue['status']}", flush=True)
         print("[queue 4/4] comparing each queued experiment with its one-at-a-time run", flush=True)
         result = summarise(project, args, relaxed, refs, names, queue, resume_before)
@@ -360,6 +363,7 @@ def summarise(project: Path, args: argparse.Namespace, params: dict[str, Any], r
             "queued_wall": queue["wall"], "queued_last_commit_s": queue["last_commit_s"],
             "one_at_a_time_wall": sum(one_at_a_time) if one_at_a_time else None,
             "one_at_a_time_runs": len(one_at_a_time), "workers_end": queue["workers"], "logs": queue["logs"],
+            "restarts": queue["restarts"], "worker_logs": queue["worker_logs"],
             "watch": queue["watch"], "own_workspaces": own, "distinct_results": distinct, "leftovers": leftovers,
             "matched": sum(r["equal"] for r in rows), "succeeded": sum(r["status"] == "Success" for r in rows),
             "all_ok": all_ok}
@@ -424,9 +428,12 @@ def report_lines(header: str, args: argparse.Namespace, r: dict[str, Any]) -> li
                         "; the others were reused" if r["one_at_a_time_runs"] < n else "") + ".")
     else:
         lines.append(f"Queued, {r['jobs']} at once: {queued} The one-at-a-time runs were all reused, not timed here.")
+    lines += ["", f"Queue workers started again (`dvc queue start` after DVC's workers had exited with tasks still queued, "
+                  f"treeverse/dvc#10562): {len(r['restarts'])} time{'' if len(r['restarts']) == 1 else 's'}"
+                  + "".join(f"; after {x['after_s']} s ({x['workers']})" for x in r["restarts"]) + "."]
     lines += ["", "Stage seconds in the table: each stage's own `seconds` (prune to evaluate, and web) summed, for the "
                   "queued run and for its run alone: what sharing the cores cost each run.", ""]
-    for name, log in r["logs"].items():
+    for name, log in [*r["logs"].items(), *r["worker_logs"].items()]:
         lines += [f"Log of `{name}`:", "", "```", log.strip(), "```", ""]
     return lines
 

@@ -59,7 +59,7 @@ def dvc_sweep(tmp_path_factory) -> dict:
     out = work / "report" / "sweep.md"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
     proc = subprocess.run([sys.executable, "-m", "bench.pipeline_sweep", "--params", str(REPO / "tests/tiny_params.yaml"),
-                           "--sparsities", "0.3", "0.4", "0.5", "--work", str(work), "--out", str(out)],
+                           "--sparsities", "0.3", "0.4", "0.5", "--work", str(work), "--out", str(out), "--timeout", "900"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     project = work / "project"

@@ -31,7 +31,7 @@ def queued(dvc_sweep, tmp_path_factory) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
     proc = subprocess.run([sys.executable, "-m", "bench.queue_runs", "--params", str(REPO / "tests/tiny_params.yaml"),
                            "--sparsities", *map(str, SPARSITIES), "--jobs", "2", "--project", str(dvc_sweep["project"]),
-                           "--work", str(work), "--out", str(out)],
+                           "--work", str(work), "--out", str(out), "--timeout", "900"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     return {"proc": proc, "project": work / "project", "out": out,
             "data": json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else None}
@@ -82,3 +82,6 @@ def test_queue_report_is_well_formed(queued):
     assert "Command: `python -m bench.queue_runs" in text
     assert "**4 of 4 succeeded, 4 of 4 equal to their one-at-a-time run**" in text
     assert text.count("| `queued-") == len(SPARSITIES)
+    restarts = queued["data"]["restarts"]
+    assert f"tasks still queued, treeverse/dvc#10562): {len(restarts)} time" in text
+    assert all(set(x) == {"after_s", "status", "workers"} for x in restarts)
