@@ -143,3 +143,31 @@ def test_divergence_repeats_the_reference_exactly_and_moves_under_a_hair(tmp_pat
                    "--out", str(tmp_path / "zero.md")], 120)
     assert zero.returncode != 0 and "--every must be in 1..--steps (100), got 0" in zero.stderr
     assert not (tmp_path / "zero.md").exists() and not (tmp_path / "bad.md").exists()
+
+
+def test_teacher_lead_pairs_each_teacher_seed_with_the_student_alone(tmp_path):
+    """Two seeds, the student alone and one teacher recipe: the lead per seed is the teacher's val mAP50 minus the
+    student-alone's on that seed, their mean is the reported lead, and the student alone is trained without a
+    teacher (alpha 0) as the distill section's variant; a bad key or a recipe named 'student' stops before training."""
+    from studies.teacher_lead import lead, verdict
+
+    out = tmp_path / "lead.md"
+    _run_bench(["studies.teacher_lead", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--seeds", "0", "1",
+                "--threads", "1", "--recipe", "e3: teacher.train.epochs=3", "--out", str(out)], timeout=600)
+    data = json.loads(out.with_suffix(".json").read_text())
+    student, teacher = data["runs"]["student"], data["runs"]["e3"]
+    assert sorted(student) == sorted(teacher) == ["0", "1"]
+    assert {r["variant"] for r in student.values()} == {"leafyolo_u"} and {r["variant"] for r in teacher.values()} \
+        == {"leafyolo_n"} and {r["epochs"] for r in teacher.values()} == {3}
+    row = lead({int(s): r["map50"] for s, r in teacher.items()}, {int(s): r["map50"] for s, r in student.items()})
+    assert row["diffs"] == [teacher[s]["map50"] - student[s]["map50"] for s in ("0", "1")]
+    assert "| e3 | teacher.train.epochs=3 | leafyolo_n | 3 (" in out.read_text()
+    assert f"{row['mean']:+.3f} [" in out.read_text()
+    assert verdict({"mean": 0.08, "low": 0.06, "high": 0.1}, 0.05) == "leads by >= 0.05"
+    assert verdict({"mean": 0.04, "low": 0.01, "high": 0.07}, 0.05) == "leads, but < 0.05 not excluded"
+    assert verdict({"mean": -0.1, "low": -0.2, "high": -0.01}, 0.05) == "does not lead"
+    for recipe, message in (("x: teacher.train.no_such_key=1", "teacher.train.no_such_key is not a params.yaml key"),
+                            ("student: teacher.train.epochs=2", "'student' names the student-alone reference")):
+        bad = _bench(["studies.teacher_lead", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--recipe", recipe,
+                      "--out", str(tmp_path / "bad.md")], 120)
+        assert bad.returncode != 0 and message in bad.stderr and not (tmp_path / "bad.md").exists()
