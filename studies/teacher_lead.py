@@ -15,7 +15,6 @@ way (e.g. `distill.train.lr0=0.003`). Training runs in this process, one run at 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import statistics
@@ -27,32 +26,33 @@ from typing import Any
 import yaml
 
 from bench.stamp import stamp, write_report
-from studies.recipe_spread import apply_overrides, dataset_for, parse_recipe
+from studies.recipe_spread import apply_overrides, dataset_for, parse_recipe, with_seed
 
 
-def seeded(params: dict[str, Any], seed: int) -> dict[str, Any]:
-    out = copy.deepcopy(params)
-    for section in ("teacher", "distill"):
-        out[section]["train"]["seed"] = seed
-    return out
-
-
-def train_one(params: dict[str, Any], role: str, data_yaml: Path, work: Path) -> dict[str, Any]:
-    """Train the teacher (`role` 'teacher') or the student alone ('student': the distill section, alpha 0) of
-    `params`; its val mAP50 and mAP, seconds, images/s, epochs and steps."""
+def train_one(params: dict[str, Any], role: str, data_yaml: Path, work: Path,
+              teacher: Path | None = None) -> dict[str, Any]:
+    """Train the teacher (`role` 'teacher') or the student ('student': the distill section; alone without `teacher`,
+    else distilled from that checkpoint with the section's alpha, temperature and weights, as the distill stage
+    does) of `params`; its val mAP50 and mAP, seconds, images/s, epochs and steps."""
     from pipeline.common.seeding import seed_everything
     from pipeline.config.params import section_from
     from pipeline.config.stages import DistillParams, TeacherParams
     from pipeline.data.data_yaml import load_data_yaml
+    from pipeline.io.model_loader import load_model
     from pipeline.model.leafyolo import LeafYOLO
+    from pipeline.train.distill import DistillWeights
     from pipeline.train.run import train_model
 
     cls = TeacherParams if role == "teacher" else DistillParams
     sp = section_from(params, "params.yaml", "teacher" if role == "teacher" else "distill", cls)
     seed_everything(sp.train.seed)
+    kd: dict[str, Any] = {}
+    if teacher is not None:
+        kd = {"teacher": load_model(teacher)[0], "distill": DistillWeights(sp.alpha, sp.temperature, sp.cls_weight,
+                                                                            sp.feat_weight)}
     model = LeafYOLO(sp.variant, load_data_yaml(data_yaml).nc, act=sp.act, seed=sp.train.seed)
     t0 = time.perf_counter()
-    result = train_model(model, data_yaml, sp.train, work / f"{role}.pt", work / role)
+    result = train_model(model, data_yaml, sp.train, work / f"{role}.pt", work / role, **kd)
     return {"variant": sp.variant, "map50": result.metrics["val/map50"], "map": result.metrics["val/map"],
             "seconds": round(time.perf_counter() - t0, 1), "images_per_second": result.images_per_second,
             "epochs": result.epochs, "steps": result.steps, "params": sum(p.numel() for p in model.parameters())}
@@ -149,7 +149,7 @@ def main() -> None:
                 work.mkdir(parents=True)
                 role = "student" if name == "student" else "teacher"
                 print(f"[teacher_lead] seed {seed}: {name} ({role})", flush=True)
-                runs.setdefault(name, {})[seed] = train_one(seeded(configs[name], seed), role, data_yaml, work)
+                runs.setdefault(name, {})[seed] = train_one(with_seed(configs[name], seed), role, data_yaml, work)
                 print(f"  val mAP50 {runs[name][seed]['map50']:.4f} in {runs[name][seed]['seconds']:.0f} s", flush=True)
                 report(args, recipes, student_overrides, runs, header)
 
