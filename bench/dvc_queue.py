@@ -99,6 +99,7 @@ def drive_queue(project: Path, names: list[str], jobs: int, timeout_s: float, po
     task's state, the restarts and the workers' own logs. On any error the workers are stopped, never left running."""
     t0 = time.time()
     restarts: list[dict[str, Any]] = []
+    stopped = False
     try:
         start_workers(project, jobs)
         shown, idle_since = None, None
@@ -121,10 +122,12 @@ def drive_queue(project: Path, names: list[str], jobs: int, timeout_s: float, po
             if time.time() - t0 > timeout_s:
                 logs = worker_logs(project)
                 killed = stop_queue(project)
+                stopped = True
                 raise QueueError(
                     f"the queue in {project} did not finish in {timeout_s:.0f} s (--timeout): {state}; {workers}; "
                     f"restarted {len(restarts)} times; killed worker pids {killed}; worker logs:\n"
                     + "\n".join(f"--- {p}\n{text}" for p, text in logs.items()))
     except BaseException:
-        stop_queue(project)
+        if not stopped:
+            stop_queue(project)
         raise

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from bench.dvc_project import run
-from bench.dvc_queue import QueueError, project_processes, queue_status, worker_processes
+from bench.dvc_queue import QueueError, project_processes, worker_processes
 from bench.queue_runs import run_queue
 
 pytestmark = [
@@ -46,23 +45,30 @@ def project(root: Path, sleep_s: float) -> Path:
     return root
 
 
-def test_workers_that_exit_with_tasks_queued_are_started_again(tmp_path):
-    root = project(tmp_path / "p", sleep_s=4)
+def test_workers_that_exit_with_tasks_queued_are_started_again(tmp_path, monkeypatch):
+    """The first `dvc queue start` leaves no worker (as when DVC's workers exit with tasks still queued,
+    treeverse/dvc#10562): the loop sees tasks queued with no worker for `idle_s`, starts the workers again, and every
+    task ends. (Stopping a live worker with `dvc queue stop` makes the same state, but racily: a worker stopped while
+    taking its next task can leave that task 'Running' with no process, so the test does not do that.)"""
+    import bench.dvc_queue as dq
+
+    root = project(tmp_path / "p", sleep_s=1)
     names = {2.0: "e2", 3.0: "e3", 4.0: "e4"}
+    real_start, calls = dq.start_workers, []
 
-    def stop_after_first_start() -> None:  # `dvc queue stop`: the one worker ends its task, then exits
-        for _ in range(200):
-            if "Running" in queue_status(root)[0].values():
-                run(["dvc", "queue", "stop"], root)
-                return
-            time.sleep(0.3)
+    def start_none_the_first_time(project_dir: Path, jobs: int) -> None:
+        calls.append(jobs)
+        if len(calls) > 1:
+            real_start(project_dir, jobs)
 
-    stopper = threading.Thread(target=stop_after_first_start, daemon=True)
-    stopper.start()
+    monkeypatch.setattr(dq, "start_workers", start_none_the_first_time)
     result = run_queue(root, names, jobs=1, timeout_s=300, poll_s=1, idle_s=3, args_of=x_args)
-    stopper.join()
     assert result["status"] == {"e2": "Success", "e3": "Success", "e4": "Success"}
-    assert 1 <= len(result["restarts"]) <= 3 and "Queued" in result["restarts"][0]["status"].values()
+    assert len(calls) == 2 and len(result["restarts"]) == 1
+    assert set(result["restarts"][0]["status"].values()) == {"Queued"}
+    deadline = time.time() + 60  # an idle worker exits by itself once the queue is empty
+    while worker_processes(root) and time.time() < deadline:
+        time.sleep(1)
     assert not worker_processes(root)
 
 
