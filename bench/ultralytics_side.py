@@ -7,6 +7,8 @@ plots, no weight downloads (models are built from their yaml).
     python bench/ultralytics_side.py export --cfg yolov8n.yaml --nc 80 --imgsz 320 --out m.onnx [--weights w.pt]
     python bench/ultralytics_side.py train --cfg yolov8n.yaml --data data.yaml --imgsz 192 --epochs 14 --batch 8 \
         --workdir DIR --out m.onnx [--seconds 900]
+    python bench/ultralytics_side.py throughput --cfg yolov8n.yaml --data data.yaml --imgsz 128 --epochs 2 --batch 32 \
+        --workdir DIR [--threads 2]
 
 Export writes the same graph contract as the LEAF-YOLO exports (CONTRACTS.md): input `images` [1,3,S,S] in [0,1],
 outputs `boxes` [1,N,4] (left, top, right, bottom distances in pixels from the anchor points, strides 8/16/32) and
@@ -116,6 +118,31 @@ def train(args: argparse.Namespace) -> dict:
             "ultralytics_map50": float(trainer.metrics.get("metrics/mAP50(B)", float("nan")))}
 
 
+def throughput(args: argparse.Namespace) -> dict:
+    """Training images per second of the epochs' batch loops only (Ultralytics' on_train_epoch_start/_end callbacks:
+    its data loading, forward, loss, backward, optimizer and EMA; setup and validation excluded), no mosaic."""
+    from ultralytics import YOLO
+    from ultralytics.utils import SETTINGS
+
+    torch.set_num_threads(args.threads)
+    off = ("sync", "wandb", "mlflow", "clearml", "comet", "dvc", "tensorboard", "neptune", "raytune", "hub")
+    SETTINGS.update({k: False for k in off if k in SETTINGS})
+    work = Path(args.workdir).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    model = YOLO(args.cfg)
+    epochs: list[float] = []
+    model.add_callback("on_train_epoch_start", lambda trainer: epochs.append(-time.perf_counter()))
+    model.add_callback("on_train_epoch_end", lambda trainer: epochs.__setitem__(-1, epochs[-1] + time.perf_counter()))
+    model.train(data=args.data, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu", workers=0,
+                project=str(work), name="train", exist_ok=True, plots=False, amp=False, seed=0, deterministic=True,
+                pretrained=False, val=False, verbose=False, cache=False, mosaic=0.0, close_mosaic=0)
+    n_train = len(model.trainer.train_loader.dataset)
+    seconds = sum(epochs)
+    return {"epochs": len(epochs), "n_train": n_train, "train_seconds": seconds,
+            "images_per_second": n_train * len(epochs) / seconds, "threads": torch.get_num_threads(),
+            "params": sum(p.numel() for p in model.model.parameters())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -135,7 +162,18 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workdir", required=True)
     t.add_argument("--out", required=True)
+    h = sub.add_parser("throughput")
+    h.add_argument("--cfg", required=True)
+    h.add_argument("--data", required=True)
+    h.add_argument("--imgsz", type=int, required=True)
+    h.add_argument("--epochs", type=int, default=2)
+    h.add_argument("--batch", type=int, default=32)
+    h.add_argument("--threads", type=int, default=2)
+    h.add_argument("--workdir", required=True)
     args = parser.parse_args()
+    if args.cmd == "throughput":
+        print("RESULT " + json.dumps(throughput(args)), flush=True)
+        return
     if args.cmd == "export":
         result = export(build(args.cfg, args.nc, args.weights), args.imgsz, Path(args.out))
     else:
