@@ -40,6 +40,8 @@ def test_kd_gain_pairs_distilled_and_alone_per_seed(tmp_path):
     assert "| a3 | distill.alpha=0.3 distill.feat_weight=0 | leafyolo_u | 0.3 |" in text
     assert "| alone | - | leafyolo_u | 0 |" in text and "| reference |" in text
     assert f"{data['gains']['distilled']['mean']:+.3f} [" in text
+    assert data["teacher_lead"]["diffs"] == [runs[TEACHER][s]["map50"] - runs[ALONE][s]["map50"] for s in ("0", "1")]
+    assert f"{data['teacher_lead']['mean']:+.3f} [" in text and "| teacher " in text
 
 
 @pytest.mark.parametrize(("arm", "message"), [
