@@ -65,16 +65,16 @@ def stop_queue(project: Path) -> list[int]:
     children; the pids killed."""
     subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=project, env=dvc_env(project), stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-    killed = []
+    killed: list[psutil.Process] = []
     for proc in project_processes(project):
         try:
             for p in [*proc.children(recursive=True), proc]:
                 p.kill()
-                killed.append(p.pid)
+                killed.append(p)
         except psutil.NoSuchProcess:
             continue
-    psutil.wait_procs([p for p in psutil.process_iter() if p.pid in killed], timeout=10)
-    return killed
+    psutil.wait_procs(killed, timeout=10)
+    return [p.pid for p in killed]
 
 
 def start_workers(project: Path, jobs: int) -> str:
