@@ -33,15 +33,7 @@ TEACHER = "teacher"
 
 
 def verdict(row: dict[str, Any] | None, target: float) -> str:
-    if row is None:
-        return "no paired seed yet"
-    if row["low"] != row["low"]:  # NaN: one seed
-        return "one seed: no interval"
-    if row["low"] >= target:
-        return f"pays >= {target:g}"
-    if row["low"] > 0:
-        return f"pays, but < {target:g} not excluded"
-    return "costs accuracy" if row["high"] < 0 else "undecided"
+    return lead_verdict(row, target, ahead="pays", behind="costs accuracy", by="")
 
 
 def configs_from(base: dict[str, Any], common: dict[str, Any], arms: list[tuple[str, dict[str, Any]]]

@@ -74,16 +74,19 @@ def lead(teacher: dict[int, float], student: dict[int, float]) -> dict[str, Any]
     return {"seeds": seeds, "diffs": diffs, "mean": mean, "low": mean - half, "high": mean + half}
 
 
-def verdict(row: dict[str, Any] | None, target: float) -> str:
+def verdict(row: dict[str, Any] | None, target: float, ahead: str = "leads", behind: str = "does not lead",
+            by: str = " by") -> str:
+    """The call on a paired difference (`lead`'s row) against `target`: ahead by at least it, ahead by less, behind,
+    or undecided (the interval holds 0)."""
     if row is None:
         return "no paired seed yet"
     if math.isnan(row["low"]):
         return "one seed: no interval"
     if row["low"] >= target:
-        return f"leads by >= {target:g}"
+        return f"{ahead}{by} >= {target:g}"
     if row["low"] > 0:
-        return f"leads, but < {target:g} not excluded"
-    return "does not lead" if row["high"] < 0 else "undecided"
+        return f"{ahead}, but < {target:g} not excluded"
+    return behind if row["high"] < 0 else "undecided"
 
 
 def report(args: argparse.Namespace, recipes: list[tuple[str, dict[str, Any]]], student_overrides: dict[str, Any],
