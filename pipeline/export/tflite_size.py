@@ -38,6 +38,17 @@ def op_types(path: str | Path) -> set[str]:
     return set(_op_names(read_model(path)))
 
 
+def op_counts(path: str | Path) -> dict[str, int]:
+    """How many operators of each builtin name the file's subgraphs run (e.g. {"CONV_2D": 60, "PAD": 5})."""
+    model = read_model(path)
+    names = _op_names(model)
+    counts: dict[str, int] = {}
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            counts[names[op.opcodeIndex]] = counts.get(names[op.opcodeIndex], 0) + 1
+    return counts
+
+
 def _roles(model: Any) -> dict[int, str]:
     """Buffer index -> 'weights' or 'biases' for the filters and biases of convolution-like operators."""
     names = _op_names(model)
