@@ -281,3 +281,22 @@ def test_a_strip_that_changes_outputs_is_refused_and_writes_nothing(converted, t
     with pytest.raises(ExportError, match="stripping changed LiteRT's outputs"):
         tflite_size.strip_tflite(info["path"], out, calib[:4])
     assert not out.exists() and not Path(f"{out}.check.tflite").exists()
+
+
+def test_the_conversion_leaves_the_recursion_limit_as_it_found_it(tmp_path):
+    """onnx2tf sets Python's recursion limit to 2**31 - 1 when imported; left so, a later parse of a deeply nested
+    params.yaml in the same process recursed 100,000 levels (minutes) before its clear error."""
+    import sys
+
+    from pipeline.export.tflite_export import _run_onnx2tf
+
+    for name in [m for m in sys.modules if m == "onnx2tf" or m.startswith("onnx2tf.")]:
+        del sys.modules[name]  # imported afresh by the call: its import-time limit applies again
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(1234)
+    try:
+        with pytest.raises(ExportError, match="missing.onnx"):  # every path restores the limit, failures too
+            _run_onnx2tf(tmp_path / "missing.onnx", tmp_path / "missing.onnx", tmp_path, tmp_path / "c.npy", {})
+        assert "onnx2tf" in sys.modules and sys.getrecursionlimit() == 1234
+    finally:
+        sys.setrecursionlimit(before)

@@ -38,6 +38,7 @@ from pipeline.io.atomic import atomic_copy
 
 N_CHECK = 4  # calibration images the converted file is compared on against the ONNX
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+ONNX2TF_RECURSION_LIMIT = 100_000  # onnx2tf walks the graph recursively; it asks for 2**31 - 1 at import
 ONNX2TF_OPTIONS = {
     "output_integer_quantized_tflite": True,  # -> *_full_integer_quant.tflite (also float32/16, dynamic, int16)
     "input_quant_dtype": "int8",
@@ -81,11 +82,12 @@ def _run_onnx2tf(onnx_path: Path, source: Path, workdir: Path, calib_npy: Path, 
     out_folder = workdir / "tf"
     shutil.rmtree(out_folder, ignore_errors=True)  # never pick up a previous run's files
     log_path = workdir / "onnx2tf.log"
-    cwd = os.getcwd()
+    cwd, recursion_limit = os.getcwd(), sys.getrecursionlimit()
     try:
         with _captured_output(log_path):
-            import onnx2tf
+            import onnx2tf  # sets the recursion limit to 2**31 - 1 when first imported: restored below
 
+            sys.setrecursionlimit(max(recursion_limit, ONNX2TF_RECURSION_LIMIT))
             os.chdir(workdir)
             onnx2tf.convert(
                 input_onnx_file_path=str(source), output_folder_path=str(out_folder),
@@ -101,6 +103,9 @@ def _run_onnx2tf(onnx_path: Path, source: Path, workdir: Path, calib_npy: Path, 
         ) from e
     finally:
         os.chdir(cwd)
+        # unrestored, a later parse of a deeply nested YAML or JSON file in this process recursed 100,000 levels
+        # deep (minutes) instead of stopping with RecursionError at Python's limit
+        sys.setrecursionlimit(recursion_limit)
     return out_folder
 
 
