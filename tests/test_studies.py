@@ -171,3 +171,31 @@ def test_teacher_lead_pairs_each_teacher_seed_with_the_student_alone(tmp_path):
         bad = _bench(["studies.teacher_lead", "--params", str(REPO / "tests" / "tiny_params.yaml"), "--recipe", recipe,
                       "--out", str(tmp_path / "bad.md")], 120)
         assert bad.returncode != 0 and message in bad.stderr and not (tmp_path / "bad.md").exists()
+
+
+def test_tf_same_padding_swaps_every_stride2_conv_and_drops_the_pad_ops(tmp_path):
+    """The swapped model keeps its parameters and output shapes, differs from PyTorch's padding only by the shifted
+    sampling grid (equal to a hand-padded convolution), and converts to an INT8 TFLite with no PAD op, while the
+    unswapped one has one PAD per stride-2 convolution at least."""
+    import torch.nn.functional as F
+
+    from bench.deploy_compare import calibration_images
+    from pipeline.model.leafyolo import LeafYOLO
+    from studies.same_pad import TFSamePadConv2d, build, tf_same
+
+    torch.manual_seed(0)
+    model = LeafYOLO("leafyolo_u", 3).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    x = torch.rand(1, 3, 64, 64)
+    before = [t.shape for t in model(x)]
+    swapped = tf_same(model)
+    assert swapped >= 5 and sum(isinstance(m, TFSamePadConv2d) for m in model.modules()) == swapped
+    assert sum(p.numel() for p in model.parameters()) == n_params and [t.shape for t in model(x)] == before
+    conv = next(m for m in model.modules() if isinstance(m, TFSamePadConv2d))
+    y = torch.rand(1, conv.in_channels, 16, 16)
+    by_hand = F.conv2d(F.pad(y, (0, 1, 0, 1)), conv.weight, conv.bias, 2, 0, 1, conv.groups)
+    assert torch.equal(conv(y), by_hand) and conv(y).shape[-1] == 8
+    calib = calibration_images(64, 8, tmp_path)
+    same, pytorch = build("tf-same", 64, tmp_path / "s", calib), build("pytorch", 64, tmp_path / "p", calib)
+    assert same["pad_ops"] == 0 and same["swapped"] == swapped
+    assert pytorch["pad_ops"] >= swapped and pytorch["ops"] - same["ops"] == pytorch["pad_ops"]
