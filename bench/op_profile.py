@@ -3,11 +3,15 @@ feature-map stride each operator writes (issue 26 item 1).
 
 LiteRT's Python interpreter has no per-operator profiler, so the profile is taken by prefixes: for each k the file
 is cut after its k-th operator (the operators run in file order; the cut model's output is that operator's) and
-timed the way the deployed file is (LiteRT's default interpreter with its XNNPACK delegate, 1 thread). Operator
-k's time is the prefix-k median minus the prefix-(k-1) median, every prefix timed in `--passes` passes that
-alternate over all prefixes, so drift on the machine reaches every operator alike. Single differences are noisy
-(and can come out below 0); the sums by type and stride are the figures to read. Their total equals the whole file's
-median by construction; the full file is also timed on its own, as a check.
+timed at 1 thread. Operator k's time is the prefix-k median minus the prefix-(k-1) median, every prefix timed in
+`--passes` passes that alternate over all prefixes, so drift on the machine reaches every operator alike.
+
+The prefixes run on LiteRT's builtin kernels, one operator after another (the interpreter without its default
+XNNPACK delegate), where prefix times add up. Under XNNPACK, which LiteRT applies by default and which the deployed
+file runs with, the delegate plans and fuses the whole graph (a PAD folded into the convolution after it, say), so
+a prefix is not the same computation as the front of the whole file, and differences came out below zero for whole
+operator types: that mode is timed for the whole file only, beside the builtin kernels' whole-file time. Single
+differences are noisy; the sums by type and stride are the figures to read.
 
 Files: `leafyolo_u-p30` is the deployable architecture (30 % pruned), nc=80, random weights (time depends on
 shapes, not values), both converted by the pipeline's onnx2tf path (bench.deploy_compare's builders) with per-tensor
@@ -92,10 +96,13 @@ def prefixes(path: Path) -> list[bytes]:
     return cut
 
 
-def interpreter(content: bytes):
-    from ai_edge_litert.interpreter import Interpreter
+def interpreter(content: bytes, xnnpack: bool = False):
+    """A 1-thread LiteRT interpreter on the file's bytes, with an int8 input set: builtin kernels one operator after
+    another, or (`xnnpack`) LiteRT's default, the XNNPACK delegate over the whole graph."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_content=content, num_threads=1)
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interpreter(model_content=content, num_threads=1, experimental_op_resolver_type=resolver)
     it.allocate_tensors()
     d = it.get_input_details()[0]
     it.set_tensor(d["index"], np.random.default_rng(0).integers(-128, 128, d["shape"], dtype=np.int8))
@@ -112,22 +119,24 @@ def median_ms(it, runs: int) -> float:
 
 
 def profile(path: Path, passes: int, runs: int) -> dict[str, Any]:
-    """Per-operator ms (prefix differences of medians over passes) and the whole file's median ms."""
+    """Per-operator ms on the builtin kernels (prefix differences of medians over passes), and the whole file's
+    median ms on the builtin kernels and under XNNPACK (LiteRT's default, as deployed)."""
     ops = operators(path)
     its = [interpreter(c) for c in prefixes(path)]
-    whole = interpreter(path.read_bytes())
-    for it in [*its, whole]:  # warm-up: first invokes pay for XNNPACK's packing
+    whole = {"whole_ms": interpreter(path.read_bytes()), "xnnpack_ms": interpreter(path.read_bytes(), xnnpack=True)}
+    for it in [*its, *whole.values()]:  # warm-up: first invokes pack weights and plan memory
         it.invoke()
     timed: list[list[float]] = [[] for _ in its]
-    whole_ms = []
+    whole_ms: dict[str, list[float]] = {k: [] for k in whole}
     for _ in range(passes):
         for i, it in enumerate(its):
             timed[i].append(median_ms(it, runs))
-        whole_ms.append(median_ms(whole, runs))
+        for k, it in whole.items():
+            whole_ms[k].append(median_ms(it, runs))
     cumulative = [statistics.median(t) for t in timed]
     for i, op in enumerate(ops):
         op["ms"] = cumulative[i] - (cumulative[i - 1] if i else 0.0)
-    return {"ops": ops, "total_ms": cumulative[-1], "whole_ms": statistics.median(whole_ms)}
+    return {"ops": ops, "total_ms": cumulative[-1], **{k: statistics.median(v) for k, v in whole_ms.items()}}
 
 
 def grouped(ops: list[dict[str, Any]], key: str) -> dict[Any, dict[str, float]]:
@@ -144,11 +153,14 @@ def tables(results: dict[str, dict[int, dict[str, Any]]], sizes: list[int]) -> l
     for imgsz in sizes:
         at = {name: r[imgsz] for name, r in results.items()}
         ref = at.get(REFERENCE)
-        lines += [f"## {imgsz} px", "", "| model | operators | profile total ms | whole file ms | x YOLOv8n |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [f"## {imgsz} px", "", "| model | operators | profile total ms (builtin) | whole file ms (builtin) | "
+                  "x YOLOv8n (builtin) | whole file ms (XNNPACK, as deployed) | x YOLOv8n (XNNPACK) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for name, p in at.items():
             ratio = f"{p['whole_ms'] / ref['whole_ms']:.2f}" if ref else "-"
-            lines.append(f"| `{name}` | {len(p['ops'])} | {p['total_ms']:.2f} | {p['whole_ms']:.2f} | {ratio} |")
+            xratio = f"{p['xnnpack_ms'] / ref['xnnpack_ms']:.2f}" if ref else "-"
+            lines.append(f"| `{name}` | {len(p['ops'])} | {p['total_ms']:.2f} | {p['whole_ms']:.2f} | {ratio} | "
+                         f"{p['xnnpack_ms']:.2f} | {xratio} |")
         for key, title in (("type", "operator type"), ("stride", "output stride (feature-map resolution)")):
             groups = {name: grouped(p["ops"], key) for name, p in at.items()}
             keys = sorted({k for g in groups.values() for k in g}, key=lambda k: (
@@ -203,10 +215,11 @@ def main() -> None:
                 results.setdefault(name, {})[imgsz] = profile(converted(name, imgsz, calib, work), args.passes,
                                                               args.runs)
     lines = ["# Where LiteRT's time goes: per-operator profile", "", header, "",
-             f"LiteRT default interpreter (XNNPACK), 1 thread, INT8 input; per-operator ms from prefix medians "
-             f"({args.passes} alternating passes of {args.runs} runs each; see bench/op_profile.py). Random "
-             "weights, nc=80, per-tensor weight scales, the pipeline's onnx2tf path. Single operators are noisy; "
-             "read the sums.", "", *tables(results, args.sizes)]
+             f"LiteRT, 1 thread, INT8 input. Per-operator ms from prefix medians on the builtin kernels, one operator "
+             f"after another ({args.passes} alternating passes of {args.runs} runs each); XNNPACK, LiteRT's default "
+             "and the deployed mode, fuses the whole graph, so it is timed for the whole file only (see "
+             "bench/op_profile.py). Random weights, nc=80, per-tensor weight scales, the pipeline's onnx2tf path. "
+             "Single operators are noisy; read the sums.", "", *tables(results, args.sizes)]
     write_report(args.out, lines, {n: {str(s): p for s, p in r.items()} for n, r in results.items()})
 
 

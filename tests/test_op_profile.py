@@ -54,7 +54,7 @@ def test_the_report_adds_up(work, tmp_path):
     _run_bench(["bench.op_profile", "--sizes", "64", "--models", "leafyolo_u-p30", "--passes", "1", "--runs", "2",
                 "--work", str(work), "--out", str(out)], timeout=600)
     p = json.loads(out.with_suffix(".json").read_text())["leafyolo_u-p30"]["64"]
-    assert abs(sum(op["ms"] for op in p["ops"]) - p["total_ms"]) < 1e-6 and p["whole_ms"] > 0
+    assert abs(sum(op["ms"] for op in p["ops"]) - p["total_ms"]) < 1e-6 and p["whole_ms"] > 0 and p["xnnpack_ms"] > 0
     text = out.read_text()
     for op_type, n in op_counts(work / "leafyolo_u-p30-64" / "int8.tflite").items():
         assert f"| {op_type} | " in text and f"), {n} |" in text
