@@ -64,17 +64,16 @@ def stride_of(shape: list[int], size: int) -> str:
 
 def operators(path: Path) -> list[dict[str, Any]]:
     """Each operator in run order: its type, output shape and (4-D outputs) output stride against the input."""
-    from pipeline.export.tflite_size import _op_names
+    from pipeline.export.tflite_size import operator_names
     from pipeline.io.tflite_file import read_model
 
     model = read_model(path)
-    names = _op_names(model)
     graph = model.subgraphs[0]
     size = int(graph.tensors[graph.inputs[0]].shape[1])
     out = []
-    for op in graph.operators:
+    for op, name in zip(graph.operators, operator_names(model)):
         shape = [int(s) for s in graph.tensors[op.outputs[0]].shape]
-        out.append({"type": names[op.opcodeIndex], "shape": shape, "stride": stride_of(shape, size),
+        out.append({"type": name, "shape": shape, "stride": stride_of(shape, size),
                     "channels": shape[-1] if len(shape) == 4 else None})
     return out
 

@@ -92,12 +92,18 @@ def export(model: nn.Module, imgsz: int, out: Path) -> dict:
     return {"onnx": str(out), "params": sum(p.numel() for p in model.parameters()), "gflops": gflops(model, imgsz)}
 
 
-def train(args: argparse.Namespace) -> dict:
-    from ultralytics import YOLO
+def quiet_settings() -> None:
+    """No telemetry, no logger integrations (Ultralytics' SETTINGS, for train and throughput alike)."""
     from ultralytics.utils import SETTINGS
 
     off = ("sync", "wandb", "mlflow", "clearml", "comet", "dvc", "tensorboard", "neptune", "raytune", "hub")
-    SETTINGS.update({k: False for k in off if k in SETTINGS})  # no telemetry, no logger integrations
+    SETTINGS.update({k: False for k in off if k in SETTINGS})
+
+
+def train(args: argparse.Namespace) -> dict:
+    from ultralytics import YOLO
+
+    quiet_settings()
     work = Path(args.workdir).resolve()
     if work.exists():
         shutil.rmtree(work)
@@ -122,11 +128,9 @@ def throughput(args: argparse.Namespace) -> dict:
     """Training images per second of the epochs' batch loops only (Ultralytics' on_train_epoch_start/_end callbacks:
     its data loading, forward, loss, backward, optimizer and EMA; setup and validation excluded), no mosaic."""
     from ultralytics import YOLO
-    from ultralytics.utils import SETTINGS
 
     torch.set_num_threads(args.threads)
-    off = ("sync", "wandb", "mlflow", "clearml", "comet", "dvc", "tensorboard", "neptune", "raytune", "hub")
-    SETTINGS.update({k: False for k in off if k in SETTINGS})
+    quiet_settings()
     work = Path(args.workdir).resolve()
     shutil.rmtree(work, ignore_errors=True)
     model = YOLO(args.cfg)

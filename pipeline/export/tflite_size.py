@@ -38,14 +38,19 @@ def op_types(path: str | Path) -> set[str]:
     return set(_op_names(read_model(path)))
 
 
+def operator_names(model: Any, subgraph: int = 0) -> list[str]:
+    """The builtin name of each operator of `model`'s subgraph, in run order (e.g. ["PAD", "CONV_2D", ...])."""
+    names = _op_names(model)
+    return [names[op.opcodeIndex] for op in model.subgraphs[subgraph].operators]
+
+
 def op_counts(path: str | Path) -> dict[str, int]:
     """How many operators of each builtin name the file's subgraphs run (e.g. {"CONV_2D": 60, "PAD": 5})."""
     model = read_model(path)
-    names = _op_names(model)
     counts: dict[str, int] = {}
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            counts[names[op.opcodeIndex]] = counts.get(names[op.opcodeIndex], 0) + 1
+    for g in range(len(model.subgraphs)):
+        for name in operator_names(model, g):
+            counts[name] = counts.get(name, 0) + 1
     return counts
 
 
