@@ -1,0 +1,90 @@
+"""bench.chain_vs_alone (issue 25 item 4): the chain and the student alone run as DVC experiments per seed, the
+alone run's training time leaves out the teacher (restored from DVC's run cache, not trained again), and the
+difference is paired by seed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.chain_vs_alone import check_alone, collect, equal_time, seconds_of
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+
+
+def metrics(map50: float, seconds: dict[str, float]) -> dict[str, dict]:
+    out = {f"artifacts/{s}/metrics.json": {"seconds": v} for s, v in seconds.items()}
+    out["artifacts/distill/metrics.json"]["train_epochs"] = 3
+    out["artifacts/evaluate/metrics.json"]["artifacts"] = {"tflite_int8": {"map50": map50}}
+    return out
+
+
+STAGE_SECONDS = {"teacher": 100.0, "distill": 50.0, "prune": 1.0, "finetune": 20.0, "calibrate": 5.0, "onnx": 2.0,
+                 "tflite": 30.0, "web": 1.0, "evaluate": 40.0}
+
+
+def test_alone_training_time_leaves_out_the_teacher_and_the_chain_counts_it():
+    chain, alone = (seconds_of(metrics(0.5, STAGE_SECONDS), arm) for arm in ("chain", "alone"))
+    assert chain["train"] == 171.0 and chain["pipeline"] == 249.0
+    assert alone["train"] == 71.0 and alone["pipeline"] == 149.0
+    assert alone["teacher"] == chain["teacher"] == 100.0  # still recorded: it shows the teacher was restored
+
+
+def test_collect_pairs_runs_by_name_and_the_difference_by_seed():
+    rows = [{"name": f"{arm}-s{seed}", "metrics": metrics(m, STAGE_SECONDS)}
+            for arm, seed, m in [("chain", 0, 0.5), ("alone", 0, 0.6), ("chain", 1, 0.4), ("alone", 1, 0.45),
+                                 ("chain", 7, 0.9), ("other-s", 0, 0.1)]]
+    rows.append({"name": "alone-s2", "metrics": {}})  # a run without an evaluation is left out
+    runs = collect(rows, [0, 1, 2])
+    assert {a: sorted(r) for a, r in runs.items()} == {"chain": [0, 1], "alone": [0, 1]}
+    assert runs["alone"][1]["map50"] == 0.45 and runs["chain"][0]["distill_epochs"] == 3
+    timing = equal_time(runs, 0.1)
+    assert math.isclose(timing["ratio"], 71 / 171) and not timing["equal"]
+    same = {a: {s: {**r, "seconds": {**r["seconds"], "train": 100.0}} for s, r in runs[a].items()} for a in runs}
+    assert equal_time(same, 0.1)["equal"]
+
+
+@pytest.mark.parametrize("alone, message", [
+    ({"distill.alpha": 0.0, "finetune.train.epochs": 9}, "finetune.train.epochs would change more"),
+    ({"distill.train.epochs": 9}, "must set distill.alpha=0"),
+    ({"distill.alpha": 0.0, "distill.train.seed": 3}, "may not set the seed"),
+])
+def test_an_alone_recipe_that_would_unpair_the_runs_is_refused(alone, message):
+    with pytest.raises(ValueError, match=message):
+        check_alone(TINY, alone)
+
+
+def test_bad_arguments_stop_the_bench_before_any_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.chain_vs_alone", "--params", str(REPO / "tests/tiny_params.yaml"),
+                           "--alone", "distill.alpha=0 distill.train.epocks=3", "--out", str(tmp_path / "r.md")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "distill.train.epocks is not a params.yaml key" in proc.stderr
+    assert not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.slow
+def test_tiny_comparison_runs_both_arms_and_restores_the_teacher(tmp_path):
+    out = tmp_path / "cva.md"
+    proc = subprocess.run([sys.executable, "-m", "bench.chain_vs_alone", "--params", str(REPO / "tests/tiny_params.yaml"),
+                           "--alone", "distill.alpha=0 distill.train.epochs=2", "--seeds", "0", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1500,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"})
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    data = json.loads(out.with_suffix(".json").read_text())
+    chain, alone = data["runs"]["chain"]["0"], data["runs"]["alone"]["0"]
+    assert chain["distill_epochs"] == 1 and alone["distill_epochs"] == 2
+    # the alone run's teacher is the chain's own, restored with its recorded seconds rather than trained again
+    assert alone["seconds"]["teacher"] == chain["seconds"]["teacher"] > 0
+    assert alone["seconds"]["train"] == pytest.approx(sum(alone["seconds"][s] for s in ("distill", "prune", "finetune")))
+    assert data["difference"]["diffs"] == [pytest.approx(chain["map50"] - alone["map50"])]
+    text = out.read_text()
+    assert "Command: `python -m bench.chain_vs_alone" in text and "| alone | 2 |" in text and "Chain minus alone" in text
