@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -39,13 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def command() -> str:
-    """The command that is running, as `python -m bench.<script> <args>` (or `studies.<script>`)."""
+    """The command that is running, as `python -m bench.<script> <args>` (or `studies.<script>`), quoted for a
+    POSIX shell so that it runs as printed (`--set 'a=1 b=2'`)."""
     script = Path(sys.argv[0]).resolve()
     try:
         module = ".".join(script.relative_to(REPO).with_suffix("").parts)
     except ValueError:
         module = script.stem
-    return " ".join(["python -m", module, *sys.argv[1:]])
+    return " ".join(["python -m", module, shlex.join(sys.argv[1:])]).rstrip()
 
 
 HEAD_FIX = "7ffa373"  # one BatchNorm per level in the shared head: reports from before it measured another model

@@ -270,3 +270,18 @@ def test_pipeline_sweep_relaxes_every_gate_budget():
     assert check_budgets(worst, GateParams(**relaxed_gate(gate)))["passed"]
     with pytest.raises(ValueError, match="gate.ratio"):
         relaxed_gate({**gate, "ratio": 2})
+
+
+def test_the_stamped_command_runs_as_printed(monkeypatch):
+    """An argument with spaces (`--set "a=1 b=2"`) is quoted, so the report's Command line can be pasted back."""
+    import shlex
+
+    from bench.stamp import command
+
+    argv = [str(REPO / "bench" / "kd_gain.py"), "--set", "teacher.train.epochs=24 data.imgsz=96", "--seeds", "0", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    line = command()
+    assert line.startswith("python -m bench.kd_gain --set ")
+    assert shlex.split(line)[3:] == argv[1:]
+    monkeypatch.setattr(sys, "argv", argv[:1])
+    assert command() == "python -m bench.kd_gain"
