@@ -128,7 +128,25 @@ def deploy(root: Path) -> str:
             lines.append(f"| {names.get(r['model'], r['model'])} | {r['imgsz']} | {r['params']:,} | {r['gflops']:.2f} | "
                          f"{r['tflite_bytes']:,} | {r['size_ratio']:.2f} | {r['tflite_int8_ms']:.1f} | "
                          f"{r['time_ratio']:.2f} |")
-    return "\n".join(lines) + f"\n\n`python -m bench.deploy_compare`, {stamp}."
+    return "\n".join(lines) + f"\n\n`python -m bench.deploy_compare`, {stamp}. {time_goes()}"
+
+
+def time_goes() -> str:
+    """Where our INT8 file's LiteRT time goes, from bench/results/op_profile (the builtin kernels' per-operator
+    profile at its first size; XNNPACK is timed for the whole file only)."""
+    data, stamp = report("op_profile")
+    size = min(data["leafyolo_u-p30"], key=int)
+    ours, v8 = data["leafyolo_u-p30"][size], data["yolov8n"][size]
+
+    def share(keep: Callable[[dict[str, Any]], bool]) -> float:
+        return 100 * sum(op["ms"] for op in ours["ops"] if keep(op)) / ours["total_ms"]
+
+    return (f"Where the time goes ({size} px, 1 thread, per operator on LiteRT's builtin kernels): depthwise "
+            f"convolutions take {share(lambda op: op['type'] == 'DEPTHWISE_CONV_2D'):.0f} % of our file's time, "
+            f"convolutions {share(lambda op: op['type'] == 'CONV_2D'):.0f} %, and the stride-4 and stride-8 feature "
+            f"maps {share(lambda op: op['stride'] in ('/4', '/8')):.0f} %; there it takes "
+            f"{ours['whole_ms'] / v8['whole_ms']:.2f}x YOLOv8n's time, and {ours['xnnpack_ms'] / v8['xnnpack_ms']:.2f}x "
+            f"under XNNPACK, LiteRT's default (`python -m bench.op_profile`, {stamp}).")
 
 
 def arena(root: Path) -> str:
