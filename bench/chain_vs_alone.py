@@ -1,8 +1,8 @@
 """Is the default chain at least as good as not distilling, at equal CPU time? (issue 25 item 4) Per seed, the whole
 pipeline runs twice as DVC experiments in one scratch copy of the project: the chain as params.yaml gives it
-(teacher -> distill -> prune -> finetune -> exports), and the student-alone recipe (`--alone`: distill.alpha 0 and the
-distill budget that the teacher's time buys). The alone run does not need the teacher, so its training time leaves
-the teacher stage out (DVC restores that seed's teacher from its run cache instead of training it again).
+(teacher -> distill -> prune -> finetune -> exports), and the student-alone recipe (`--alone`: no teacher,
+`teacher.variant: none`, distill.alpha 0, and the distill budget that the teacher's time buys). Both runs' times count
+every stage, the teacher's included (the alone run's teacher stage trains nothing and takes a few seconds).
 
 Reported per seed and as a mean with a 95 % t interval: final INT8 mAP50 (the TFLite file on val, as the gate reads
 it) of chain minus alone, and each run's training seconds (teacher, distill, prune, finetune) and pipeline seconds
@@ -10,7 +10,7 @@ it) of chain minus alone, and each run's training seconds (teacher, distill, pru
 chain's; the report says when they are not.
 
     python -m bench.chain_vs_alone [--params params.yaml] [--set "key=value ..."]
-        [--alone "distill.alpha=0 distill.train.epochs=64 ..."] [--seeds 0 1 2] [--tolerance 0.1]
+        [--alone "teacher.variant=none distill.alpha=0 distill.train.epochs=64 ..."] [--seeds 0 1 2] [--tolerance 0.1]
         [--work DIR] [--out bench/results/chain_vs_alone.md]
 """
 
@@ -33,31 +33,31 @@ ARMS = ("chain", "alone")
 TRAIN_STAGES = ("teacher", "distill", "prune", "finetune")
 PIPELINE_STAGES = (*TRAIN_STAGES, "calibrate", "onnx", "tflite", "web", "evaluate")
 EVALUATE = "artifacts/evaluate/metrics.json"
-DEFAULT_ALONE = "distill.alpha=0 distill.train.epochs=64 distill.train.min_steps=0 distill.train.lr0=0.003"
+DEFAULT_ALONE = ("teacher.variant=none distill.alpha=0 distill.train.epochs=64 distill.train.min_steps=0 "
+                 "distill.train.lr0=0.003")
 
 
 def check_alone(base: dict[str, Any], alone: dict[str, Any]) -> None:
-    """The alone recipe must train the student without a teacher, and may change only the distill section (the
-    data, pruning, fine-tuning and exports stay the chain's)."""
-    bad = [k for k in alone if k.split(".")[0] != "distill"]
+    """The alone recipe must train the student without a teacher (teacher.variant none, distill.alpha 0), and may
+    change only the distill section besides (the data, pruning, fine-tuning and exports stay the chain's)."""
+    bad = [k for k in alone if k.split(".")[0] != "distill" and k != "teacher.variant"]
     if bad:
         raise ValueError(f"--alone: {', '.join(bad)} would change more than the distill stage (use --set for both "
                          "runs)")
-    if apply_overrides(base, alone)["distill"]["alpha"] != 0:
-        raise ValueError("--alone must set distill.alpha=0: the student-alone recipe trains without the teacher")
+    recipe = apply_overrides(base, alone)
+    if recipe["distill"]["alpha"] != 0 or recipe["teacher"]["variant"] != "none":
+        raise ValueError("--alone must set teacher.variant=none and distill.alpha=0: the student-alone recipe trains "
+                         "no teacher and learns from none")
     if any(k.startswith(("distill.train.seed",)) for k in alone):
         raise ValueError("--alone may not set the seed: --seeds sets every training seed of both runs")
 
 
-def seconds_of(metrics: dict[str, dict[str, Any]], arm: str) -> dict[str, float]:
-    """Training and pipeline seconds of one experiment from its stages' metrics files (the alone arm's leave the
-    teacher out: it is restored, not trained, and the recipe does not need it)."""
+def seconds_of(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Training and pipeline seconds of one experiment from its stages' metrics files."""
     def stage(name: str) -> float:
         return float(metrics.get(f"artifacts/{name}/metrics.json", {}).get("seconds", 0.0))
 
-    skip = {"teacher"} if arm == "alone" else set()
-    return {"train": sum(stage(s) for s in TRAIN_STAGES if s not in skip),
-            "pipeline": sum(stage(s) for s in PIPELINE_STAGES if s not in skip),
+    return {"train": sum(stage(s) for s in TRAIN_STAGES), "pipeline": sum(stage(s) for s in PIPELINE_STAGES),
             **{s: stage(s) for s in TRAIN_STAGES}}
 
 
@@ -68,7 +68,7 @@ def collect(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, dict[int,
         arm, _, seed = row["name"].rpartition("-s")
         if arm in ARMS and seed.isdigit() and int(seed) in seeds and EVALUATE in row["metrics"]:
             final = row["metrics"][EVALUATE]["artifacts"]["tflite_int8"]
-            out[arm][int(seed)] = {"map50": final["map50"], "seconds": seconds_of(row["metrics"], arm),
+            out[arm][int(seed)] = {"map50": final["map50"], "seconds": seconds_of(row["metrics"]),
                                    "distill_epochs": row["metrics"].get("artifacts/distill/metrics.json", {})
                                    .get("train_epochs")}
     return out
@@ -91,7 +91,7 @@ def report(args: argparse.Namespace, common: dict[str, Any], alone: dict[str, An
              f"Params `{args.params}`" + (f" with {setting}" if setting else "") + f"; seeds {args.seeds} (every "
              "training seed and the calibration seed); each run a `dvc exp run` of the whole pipeline in one scratch "
              f"project, one at a time, {wall / 60:.0f} min in all. Alone: {' '.join(f'{k}={v}' for k, v in alone.items())}"
-             "; its training seconds leave out the teacher, which it does not use. Final INT8 mAP50: the TFLite file on "
+             ". Final INT8 mAP50: the TFLite file on "
              "val; chain minus alone is paired by seed, mean and 95 % t interval over seeds.", "",
              "| run | distill epochs | final INT8 mAP50 per seed | mean | training s (teacher + distill + prune + "
              "finetune) | pipeline s |", "|---|---:|---|---:|---|---:|"]
@@ -102,7 +102,7 @@ def report(args: argparse.Namespace, common: dict[str, Any], alone: dict[str, An
         per = ", ".join(f"{r['map50']:.3f}" for _, r in sorted(done.items()))
         sec = {k: statistics.fmean(r["seconds"][k] for r in done.values()) for k in ("train", "pipeline",
                                                                                     *TRAIN_STAGES)}
-        parts = " + ".join("-" if arm == "alone" and s == "teacher" else f"{sec[s]:.0f}" for s in TRAIN_STAGES)
+        parts = " + ".join(f"{sec[s]:.0f}" for s in TRAIN_STAGES)
         epochs = next(iter(done.values()))["distill_epochs"]
         lines.append(f"| {arm} | {epochs} | {per} | {statistics.fmean(r['map50'] for r in done.values()):.3f} | "
                      f"{sec['train']:.0f} ({parts}) | {sec['pipeline']:.0f} |")

@@ -15,9 +15,12 @@ def markdown(root: Path) -> str:
     teacher = read_metrics(root, "teacher")
     lines = ["| artifact | params | file bytes | mAP50 [95% interval] | mAP50-95 [95% interval] | "
              "1-thread CPU latency (ms) |",
-             "|---|---:|---:|---:|---:|---:|",
-             f"| teacher (torch FP32) | {teacher['params']:,} | | {teacher['val/map50']:.3f} | "
-             f"{teacher['val/map']:.3f} | |"]
+             "|---|---:|---:|---:|---:|---:|"]
+    if teacher.get("trained", True):
+        lines.append(f"| teacher (torch FP32) | {teacher['params']:,} | | {teacher['val/map50']:.3f} | "
+                     f"{teacher['val/map']:.3f} | |")
+    else:
+        lines.append("| teacher: none (`teacher.variant: none`, the student trained alone) | | | | | |")
     for r in artifact_rows(root):
         label = f"**{r['label']}**" if r["name"] == "tflite_int8" else r["label"]
         lines.append(f"| {label} | {r['params']:,} | {r['size_bytes']:,} | {interval(r)} | {interval(r, 'map')} | "

@@ -33,11 +33,12 @@ def main() -> int:
     check_chain(args.params, args.data)
     seed_everything(p.train.seed)
     data = load_data_yaml(args.data)
-    step = Steps("distill", 4)
-    step(f"loading teacher {args.teacher}")
-    teacher, _ = load_model(args.teacher)
+    step = Steps("distill", 4 if p.alpha > 0 else 3)
     scores: dict[str, float] = {}
+    teacher = None
     if p.alpha > 0:
+        step(f"loading teacher {args.teacher}")
+        teacher, _ = load_model(args.teacher)
         step(f"scoring the teacher on val at {p.train.imgsz}px (floor distill.min_teacher_map50 = "
              f"{p.min_teacher_map50:g})")
         scores = teacher_scores(teacher, args.data, p.train.imgsz)
@@ -48,12 +49,12 @@ def main() -> int:
             print(f"distill stopped: {exc}", file=sys.stderr, flush=True)
             return 1
     else:
-        step("alpha is 0: training the student alone, the teacher is not scored")
+        step("alpha is 0: training the student alone, the teacher is neither loaded nor scored")
     student = LeafYOLO(p.variant, data.nc, act=p.act, seed=p.train.seed)
     weights = DistillWeights(p.alpha, p.temperature, p.cls_weight, p.feat_weight)
     step(f"training {p.variant} ({count_params(student):,} params) for {budget_text(p.train)}, alpha={p.alpha}")
     result = train_model(student, args.data, p.train, args.out, args.work,
-                         teacher=teacher if p.alpha > 0 else None, distill=weights, log_dir=args.live)
+                         teacher=teacher, distill=weights, log_dir=args.live)
     metrics = {"params": count_params(student), "alpha": p.alpha, **scores, **result.summary()}
     step(f"wrote {args.out}: {metrics}")
     step.write_metrics(args.metrics, metrics)

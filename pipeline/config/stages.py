@@ -27,9 +27,12 @@ def _check_thresholds(conf_thres: float, iou_thres: float) -> None:
         raise ValueError(f"iou_thres must be in (0, 1], got {iou_thres}")
 
 
-def _check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+NO_TEACHER = "none"  # teacher.variant: the chain trains the student alone and the teacher stage trains nothing
+
+
+def _check_variant(variant: str, *extra: str) -> None:
+    if variant not in (*VARIANTS, *extra):
+        raise ValueError(f"variant must be one of {sorted(VARIANTS) + list(extra)}, got {variant!r}")
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,19 @@ class DataParams:
 
 @dataclass(frozen=True)
 class TeacherParams:
-    variant: str
+    variant: str  # or 'none': no teacher (distill.alpha and finetune.alpha must then be 0)
     weights: str  # a user checkpoint: skip training and take it
     dep: str  # the file or folder DVC hashes as the teacher's input (yours: the checkpoint or its folder)
     act: str
     train: TrainParams
 
     def __post_init__(self) -> None:
-        _check_variant(self.variant)
+        _check_variant(self.variant, NO_TEACHER)
+
+    @property
+    def none(self) -> bool:
+        """No teacher at all: neither trained (variant 'none') nor given (`weights`)."""
+        return self.variant == NO_TEACHER and not self.weights
 
 
 @dataclass(frozen=True)

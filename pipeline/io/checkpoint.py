@@ -48,6 +48,15 @@ def save_checkpoint(path: str | Path, model: LeafYOLO, names: list[str], imgsz: 
     atomic_torch_save({**model_meta(model, names, imgsz, pruning_history), "model": state, **extra}, path)
 
 
+NO_TEACHER_KEY = "no_teacher"  # the teacher stage's file when it trains nothing: {NO_TEACHER_KEY: reason}
+
+
+def write_no_teacher(path: str | Path, reason: str) -> None:
+    """The teacher stage's output when there is no teacher: a checkpoint holding only why, refused by
+    `read_checkpoint` with that reason."""
+    atomic_torch_save({NO_TEACHER_KEY: reason}, path)
+
+
 class UnsafeCheckpointError(ValueError):
     """A checkpoint whose pickle holds more than tensors and plain data: refused, since loading it could run code."""
 
@@ -81,6 +90,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     ckpt = safe_load(path)
     if not isinstance(ckpt, dict):
         raise ValueError(f"checkpoint {path} is not a LEAF-YOLO checkpoint (expected a dict, got {type(ckpt).__name__})")
+    if NO_TEACHER_KEY in ckpt:
+        raise ValueError(f"{path} holds no model: the teacher stage trained none ({ckpt[NO_TEACHER_KEY]}); set "
+                         "teacher.variant (leafyolo_s) or teacher.weights to have a teacher, or distill.alpha and "
+                         "finetune.alpha to 0")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise ValueError(f"checkpoint {path} is missing keys {missing}; expected {list(REQUIRED_KEYS)}")

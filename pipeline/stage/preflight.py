@@ -2,6 +2,7 @@
 needs from the params and the data is checked before any training, not 25 minutes into the run.
 
 - every section of params.yaml parses, every key present (a missing key anywhere stops the data stage);
+- with no teacher (`teacher.variant: none`), neither distill nor finetune distills (alpha 0);
 - `teacher.weights` lies inside `teacher.dep` (so DVC re-runs the chain when the file changes) and its class
   count matches the data's;
 - a calibration subset larger than the training split is resolved: the whole split is used, and said so;
@@ -78,6 +79,18 @@ def check_teacher_weights(p: TeacherParams, nc: int | None, data_name: str) -> N
                           f"nc={nc}; expected a teacher trained on these classes")
 
 
+def check_teacher_needed(chain: ChainParams) -> None:
+    """With no teacher (`teacher.variant: none`, no `teacher.weights`) nothing may distill from one."""
+    if not chain.teacher.none:
+        return
+    using = [f"{name}.alpha is {p.alpha:g}" for name, p in (("distill", chain.distill), ("finetune", chain.finetune))
+             if p.alpha > 0]
+    if using:
+        raise ParamsError(f"teacher.variant is 'none' (no teacher is trained), but {' and '.join(using)}: set "
+                          "them to 0 to train the student alone, or name a teacher (teacher.variant: leafyolo_s, or "
+                          "teacher.weights)")
+
+
 def check_chain(params_path: str | Path, data_yaml: str | Path | None = None,
                 log: Callable[[str], None] = print, web_lock: str | Path = WEB_LOCK) -> dict[str, Any]:
     """Run every check that needs only params (and the dataset, once `data_yaml` exists) and the machine's
@@ -100,6 +113,7 @@ def check_chain(params_path: str | Path, data_yaml: str | Path | None = None,
             log(f"note: calibrate.subset_size={chain.calibrate.subset_size} is larger than the training split "
                 f"({n_train} images): calibration will use all {n_train}")
         notes["calibration_images"] = used
+    check_teacher_needed(chain)
     check_teacher_weights(chain.teacher, nc, data_name)
     if chain.prune.target_bytes:
         from pipeline.compress.bytes_model import fit_for
