@@ -5,6 +5,7 @@ The graph ends at `(boxes [B,N,4], scores [B,N,nc])` (see CONTRACTS.md); decodin
 
 from __future__ import annotations
 
+import copy
 import io
 import time
 import warnings
@@ -17,6 +18,7 @@ from torch import nn
 
 from pipeline.export.common import INPUT_NAME, OUTPUT_NAMES, ExportError, check_onnx, check_parity, save_onnx
 from pipeline.io.file_metadata import set_onnx_metadata
+from pipeline.model.fuse import fuse_conv_bn
 
 
 def parity_input(imgsz: int, batch: int = 1, seed: int = 0) -> np.ndarray:
@@ -44,6 +46,13 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _torch_to_onnx(model: nn.Module, imgsz: int, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+    """The TorchScript exporter's graph of a Conv+BN-fused copy of `model`. The fusion is ours, not the exporter's:
+    the exporter folds each BatchNorm with `torch.sqrt`, which runs MKL's vector math, whose last bits differ
+    between CPUs (a cold repro on an AMD EPYC matched every checkpoint of a lock recorded on an Intel Xeon but no
+    export; the exporter's fused weights were up to 1 ulp apart between an AMD EPYC and the same run under an
+    emulated AVX2 EPYC); `fuse_conv_bn` folds with ATen's exactly rounded `rsqrt` (pipeline/common/kernels.py)."""
+    model = copy.deepcopy(model)
+    fuse_conv_bn(model)
     x = torch.zeros(1, 3, imgsz, imgsz)
     buf = io.BytesIO()
     dynamic_axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
@@ -105,9 +114,10 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int, opset: int = 13,
                 metadata: dict | None = None) -> dict:
     """Export `model` (its export form `model(x) -> (boxes, scores)`) to ONNX at `path`.
 
-    Steps: TorchScript exporter (`dynamo=False`: small, stable graphs) -> onnxsim -> `onnx.checker` -> atomic
-    write -> onnxruntime parity against torch on `parity_input(imgsz)`. With `fp16_path`, also writes an
-    FP16-weight copy with FP32 I/O and compares it with the FP32 graph. `metadata` (pipeline/io/file_metadata.py:
+    Steps: Conv+BN fusion (ours, portable across CPUs) -> TorchScript exporter (`dynamo=False`: small, stable
+    graphs) -> onnxsim -> `onnx.checker` -> atomic write -> onnxruntime parity against torch on
+    `parity_input(imgsz)`. With `fp16_path`, also writes an FP16-weight copy with FP32 I/O and compares it with the
+    FP32 graph. `metadata` (pipeline/io/file_metadata.py:
     class names, image size, ...) is written into both files' metadata_props.
 
     Returns {path, opset, size_bytes, parity: {boxes, scores} (max abs diff vs torch), seconds,
