@@ -3,7 +3,7 @@ and after a refactor, each `dvc repro`-ed in its own clone): every output is rep
 `same but timings` (a JSON file whose only differences are wall times, throughput and latency) or `DIFFERENT`, with
 each differing metric and its largest absolute difference.
 
-    python -m bench.lock_compare BEFORE_DIR AFTER_DIR [--out bench/results/lock_compare.md]
+    python -m bench.lock_compare BEFORE_DIR AFTER_DIR [--out bench/results/lock_compare.md] [--title TEXT]
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def main() -> None:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--out", default="bench/results/lock_compare.md")
+    parser.add_argument("--title", default="Same results before and after a change",
+                        help="the report's heading (what the two projects are)")
     args = parser.parse_args()
     rows = compare(args.before, args.after)
-    lines = ["# Same results before and after a change (`dvc.lock` outputs)", "", stamp(), "",
+    lines = [f"# {args.title} (`dvc.lock` outputs)", "", stamp(), "",
              f"`{args.before}` (commit {revision(args.before)}) against `{args.after}` (commit "
              f"{revision(args.after)}): {sum(r['verdict'] == 'same bytes' for r in rows)} outputs "
              f"byte-identical, {sum(r['verdict'] == 'same but timings' for r in rows)} metrics files equal but for "
