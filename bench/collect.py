@@ -18,7 +18,7 @@ from pipeline.io.atomic import atomic_write_text
 
 ORDER = ("deploy_compare", "op_profile", "quant_granularity", "tflite_bytes", "tflm_arena", "web_latency",
          "accuracy_compare", "train_throughput", "kd_gain", "kd_gain_bccd", "seed_spread", "pipeline_sweep", "lock_compare",
-         "fuzz", "faults", "queue_runs", "kernel_pins")
+         "lock_compare_cpu", "fuzz", "faults", "queue_runs", "kernel_pins")
 STUDIES_INDEX = Path(__file__).resolve().parents[1] / "docs" / "studies" / "README.md"
 
 
