@@ -14,12 +14,15 @@ conf) is matched to the same-class detection of highest IoU:
                                 |score| <= 1e-5
   float32 TFLite (LiteRT)       same count; IoU >= 0.9999, |box| <= 1e-3 px,    IoU 0.9999995, 4e-6 px, 7e-7
                                 |score| <= 1e-5
-  full-INT8 TFLite (LiteRT)     IoU >= 0.9, |score| <= 0.05; a detection may    IoU 0.985, 0.17 px, 0.040
-                                be missing or extra only when its score is
-                                within 0.05 of the threshold
+  full-INT8 TFLite (LiteRT)     IoU >= 0.9, |score| <= 0.08; a detection may    IoU 0.985, 0.17 px, 0.040
+                                be missing or extra only when its score is      (see below for other CPUs and
+                                within 0.08 of the threshold                    thread counts)
 
 INT8 is looser on purpose: scores and box distances are int8 with one scale per output tensor, calibrated on
-the 4 training images here. The checkpoint written by `train` gives the in-memory model's detections exactly.
+the 4 training images here. How far INT8 scores land from torch's depends on how the tiny training went, so on the
+CPU and thread count: the worst score difference was 0.040 / 0.051 at 2 / 1 threads on an Intel Xeon and 0.044 /
+0.029 on an AMD EPYC (IoU down to 0.980, boxes 0.23 px); the tolerance leaves room above the worst of them.
+The checkpoint written by `train` gives the in-memory model's detections exactly.
 Each comparison is also shown to fail on the same data when one detection is moved, rescored, relabelled,
 dropped or added (`assert_rejects_perturbed`).
 Also here (to reuse the trained model): the issue's snippet `model.export(format='tflite', img_size=416,
@@ -45,7 +48,7 @@ from tests.detection_checks import assert_rejects_perturbed, conf_below_top
 
 FP32_ONNX = dict(min_iou=0.9999, box_atol=1e-3, score_atol=1e-5, exact_count=True)
 FP32_TFLITE = dict(min_iou=0.9999, box_atol=1e-3, score_atol=1e-5, exact_count=True)
-INT8_TFLITE = dict(min_iou=0.9, box_atol=None, score_atol=0.05, exact_count=False)
+INT8_TFLITE = dict(min_iou=0.9, box_atol=None, score_atol=0.08, exact_count=False)
 EXACT = dict(min_iou=1.0, box_atol=0.0, score_atol=0.0, exact_count=True)
 
 
