@@ -4,6 +4,10 @@ pipeline runs twice as DVC experiments in one scratch copy of the project: the c
 `teacher.variant: none`, distill.alpha 0, and the distill budget that the teacher's time buys). Both runs' times count
 every stage, the teacher's included (the alone run's teacher stage trains nothing and takes a few seconds).
 
+`dvc exp run` starts from the workspace the previous experiment left, so both arms set every key the alone recipe
+changes (the chain its params.yaml value), and each experiment's params are checked after it ran. With `--work` a
+cut-short comparison resumes: experiments already made with the right params are kept, others are made again.
+
 Reported per seed and as a mean with a 95 % t interval: final INT8 mAP50 (the TFLite file on val, as the gate reads
 it) of chain minus alone, and each run's training seconds (teacher, distill, prune, finetune) and pipeline seconds
 (every stage). The comparison is at equal time when the alone run's training seconds are within `--tolerance` of the
@@ -18,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bench.dvc_project import exp_show, load_params, make_project, run
 from bench.seed_spread import SEED_KEYS
@@ -54,6 +61,52 @@ def check_alone(base: dict[str, Any], alone: dict[str, Any]) -> None:
         raise ValueError("--alone may not set the seed: --seeds sets every training seed of both runs")
 
 
+def lookup(params: dict[str, Any], key: str) -> Any:
+    node = params
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def arm_overrides(base: dict[str, Any], alone: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each arm's `-S` overrides: the same keys for both, the chain with their values in `base`, so that neither arm
+    inherits the other's recipe from the workspace."""
+    return {"chain": {k: lookup(base, k) for k in alone}, "alone": dict(alone)}
+
+
+def mismatch(row: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """The keys of `want` whose value differs in experiment `row`'s params, as 'key: got X, expected Y'."""
+    return [f"{k}: got {row['params'].get(k)!r}, expected {v!r}" for k, v in want.items() if row["params"].get(k) != v]
+
+
+def run_experiments(project: Path, base: dict[str, Any], alone: dict[str, Any], seeds: list[int],
+                    on_result: Any = None) -> dict[str, dict[int, dict[str, Any]]]:
+    """Run (or keep, when already made with the right params) `<arm>-s<seed>` for every seed, chain then alone."""
+    sets = arm_overrides(base, alone)
+    t0 = time.perf_counter()
+    runs = collect(exp_show(project), seeds)
+    for seed in seeds:  # seed by seed: a run cut short still has paired rows in its report
+        for arm in ARMS:
+            name, want = f"{arm}-s{seed}", {**{k: seed for k in SEED_KEYS}, **sets[arm]}
+            rows = {r["name"]: r for r in exp_show(project)}
+            if name in rows and EVALUATE in rows[name]["metrics"] and not mismatch(rows[name], want):
+                print(f"[chain_vs_alone] seed {seed}: {arm} already made, kept", flush=True)
+                continue
+            if name in rows:
+                run(["dvc", "exp", "remove", name], project)
+            print(f"[chain_vs_alone] seed {seed}: {arm} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
+            run(["dvc", "exp", "run", "-n", name, *(a for k, v in want.items() for a in ("-S", f"{k}={v}"))], project,
+                timeout=6 * 3600)
+            made = [r for r in exp_show(project) if r["name"] == name]
+            wrong = mismatch(made[0], want) if made else ["no such experiment after `dvc exp run`"]
+            if wrong:
+                raise RuntimeError(f"experiment {name} did not run the {arm} recipe: {'; '.join(wrong)}")
+            runs = collect(exp_show(project), seeds)
+            if on_result:
+                on_result(runs)
+    return runs
+
+
 def seconds_of(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Training and pipeline seconds of one experiment from its stages' metrics files."""
     def stage(name: str) -> float:
@@ -84,7 +137,8 @@ def equal_time(runs: dict[str, dict[int, dict[str, Any]]], tolerance: float) -> 
 
 
 def report(args: argparse.Namespace, common: dict[str, Any], alone: dict[str, Any],
-           runs: dict[str, dict[int, dict[str, Any]]], header: str, wall: float) -> None:
+           runs: dict[str, dict[int, dict[str, Any]]], header: str) -> None:
+    wall = sum(r["seconds"]["pipeline"] for arm in ARMS for r in runs[arm].values())
     both = sorted(set(runs["chain"]) & set(runs["alone"]))
     diff = lead({s: runs["chain"][s]["map50"] for s in both}, {s: runs["alone"][s]["map50"] for s in both})
     timing = equal_time({a: {s: runs[a][s] for s in both} for a in ARMS}, args.tolerance) if both else None
@@ -92,8 +146,8 @@ def report(args: argparse.Namespace, common: dict[str, Any], alone: dict[str, An
     lines = ["# The default chain against the student alone at equal CPU time (issue 25 item 4)", "", header, "",
              f"Params `{args.params}`" + (f" with {setting}" if setting else "") + f"; seeds {args.seeds} (every "
              "training seed and the calibration seed); each run a `dvc exp run` of the whole pipeline in one scratch "
-             f"project, one at a time, {wall / 60:.0f} min in all. Alone: {' '.join(f'{k}={v}' for k, v in alone.items())}"
-             ". Final INT8 mAP50: the TFLite file on "
+             f"project, one at a time, {wall / 60:.0f} min of stages in all. Alone: "
+             f"{' '.join(f'{k}={v}' for k, v in alone.items())}. Final INT8 mAP50: the TFLite file on "
              "val; chain minus alone is paired by seed, mean and 95 % t interval over seeds.", "",
              "| run | distill epochs | final INT8 mAP50 per seed | mean | training s (teacher + distill + prune + "
              "finetune) | pipeline s |", "|---|---:|---|---:|---|---:|"]
@@ -143,18 +197,18 @@ def main() -> None:
         parser.error(str(exc).strip("'\""))
     header = stamp()
     shared["gate"].update(max_bytes=10**12, min_map50=0.0, max_int8_drop=1.0, min_int8_retention=0.0)
-    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="chain_vs_alone_") as tmp:
-        project = make_project(Path(args.work or tmp) / "project", shared)
-        for seed in args.seeds:  # seed by seed: a run cut short still has paired rows in its report
-            for arm, overrides in (("chain", {}), ("alone", alone)):
-                sets = [*(f"{k}={seed}" for k in SEED_KEYS), *(f"{k}={v}" for k, v in overrides.items())]
-                print(f"[chain_vs_alone] seed {seed}: {arm} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
-                run(["dvc", "exp", "run", "-n", f"{arm}-s{seed}", *(a for s in sets for a in ("-S", s))], project,
-                    timeout=6 * 3600)
-                runs = collect(exp_show(project), args.seeds)
-                report(args, common, alone, runs, header, time.perf_counter() - t0)
-
+        project = Path(args.work or tmp) / "project"
+        if (project / ".dvc").is_dir():
+            made = yaml.safe_load(run(["git", "show", "HEAD:params.yaml"], project).stdout)
+            if made != shared:
+                sys.exit(f"{project} was made with other params than these; remove it or choose another --work")
+            print(f"[chain_vs_alone] resuming in {project}", flush=True)
+        else:
+            make_project(project, shared)
+        runs = run_experiments(project, shared, alone, args.seeds,
+                               on_result=lambda r: report(args, common, alone, r, header))
+    report(args, common, alone, runs, header)
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,11 @@ The spread over seeds says how far apart two experiments must be before the diff
 noise; `gate.min_map50` is set from it (mean minus three standard deviations of the final INT8 mAP50).
 
     python -m bench.seed_spread [--params params.yaml] [--seeds 0 1 2] [--out bench/results/seed_spread.md]
+
+Runs already made need not be made again: `--from-project DIR --names alone-s` reads the experiments `alone-s<seed>` of
+a scratch project (bench.chain_vs_alone's student-alone arm is the default recipe run once per seed), after checking
+that their params are params.yaml's in every key but the seeds, the gate's budgets and the keys named by `--allow`
+(each listed in the report with both values).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.dvc_project import commit, exp_show, load_params, make_project, run
+from bench.dvc_project import commit, exp_show, flatten, load_params, make_project, run
 from bench.stamp import stamp, write_report
 
 SEED_KEYS = ("teacher.train.seed", "distill.train.seed", "finetune.train.seed", "calibrate.seed")
@@ -66,6 +71,39 @@ def run_seeds(params: dict[str, Any], seeds: list[int], work: Path) -> dict[int,
     return by_seed
 
 
+def same_recipe(params: dict[str, Any], row: dict[str, Any], allow: set[str]) -> dict[str, tuple[Any, Any]]:
+    """The allowed keys where experiment `row` differs from `params` ({key: (row's value, params' value)}); any
+    other difference, seeds and the gate's budgets apart, is an error naming the keys."""
+    mine = {k: v for k, v in flatten(params).items() if k not in SEED_KEYS and not k.startswith("gate.")}
+    theirs = {k: v for k, v in row["params"].items() if k not in SEED_KEYS and not k.startswith("gate.")}
+    differ = {k: (theirs.get(k), mine.get(k)) for k in sorted(mine.keys() | theirs.keys()) if theirs.get(k) != mine.get(k)}
+    bad = [f"{k} ({a!r} in {row['name']}, {b!r} in the params)" for k, (a, b) in differ.items() if k not in allow]
+    if bad:
+        raise ValueError(f"experiment {row['name']} is not the params' recipe: {'; '.join(bad)} (--allow KEY for a "
+                         "key that does not change the outputs)")
+    return differ
+
+
+def read_seeds(params: dict[str, Any], seeds: list[int], project: Path, names: str,
+               allow: set[str]) -> tuple[dict[int, dict[str, Any]], dict[str, tuple[Any, Any]], float]:
+    """{seed: evaluate metrics} from the experiments `<names><seed>` already run in `project`, the allowed params
+    differences, and the seconds their stages took (every stage's metrics `seconds`)."""
+    by_seed, differ, seconds = {}, {}, 0.0
+    for row in exp_show(project):
+        prefix, _, seed = row["name"].rpartition("-s")
+        if f"{prefix}-s" == names and seed.isdigit() and int(seed) in seeds and EVALUATE in row["metrics"]:
+            differ.update(same_recipe(params, row, allow))
+            if any(int(row["params"][key]) != int(seed) for key in SEED_KEYS):
+                raise ValueError(f"experiment {row['name']}: its seeds {SEED_KEYS} are not all {seed}")
+            by_seed[int(seed)] = {"evaluate": row["metrics"][EVALUATE],
+                                  "teacher": row["metrics"].get("artifacts/teacher/metrics.json", {})}
+            seconds += sum(float(m.get("seconds", 0.0)) for m in row["metrics"].values())
+    missing = set(seeds) - set(by_seed)
+    if missing:
+        raise RuntimeError(f"{project}: no experiment {names}<seed> with metrics for seeds {sorted(missing)}")
+    return by_seed, differ, seconds
+
+
 def summarise(by_seed: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     teacher = [m["teacher"].get("val/map50") for m in by_seed.values()]
@@ -85,12 +123,13 @@ def spread(name: str, values: list[float], halves: list[float]) -> dict[str, Any
             "bootstrap_half_width": statistics.fmean(halves) if halves else None}
 
 
-def report(header: str, seeds: list[int], rows: list[dict[str, Any]], seconds: float) -> list[str]:
+def report(header: str, seeds: list[int], rows: list[dict[str, Any]], seconds: float, source: str = "") -> list[str]:
     final = next(r for r in rows if r["artifact"] == "tflite_int8")
     lines = ["# Seed spread of the default chain", "", header, "",
              f"The default params run once per seed ({', '.join(map(str, seeds))}: every training seed and the "
              f"calibration seed; same dataset), {seconds / 60:.0f} min in all. mAP50 on the val split; std is the sample "
-             "standard deviation over seeds; half-width is the mean 95 % bootstrap half-width over the val images.",
+             "standard deviation over seeds; half-width is the mean 95 % bootstrap half-width over the val images."
+             + (f" {source}" if source else ""),
              "", "| artifact | mAP50 per seed | mean | std over seeds | range | bootstrap half-width |",
              "|---|---|---:|---:|---:|---:|"]
     for r in rows:
@@ -111,16 +150,29 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--work", default=None, help="keep the scratch project here (default: a temp folder)")
     parser.add_argument("--out", default="bench/results/seed_spread.md")
+    parser.add_argument("--from-project", default=None, help="read experiments already run in this scratch project")
+    parser.add_argument("--names", default="alone-s", help="with --from-project: experiment names are NAMES<seed>")
+    parser.add_argument("--allow", nargs="*", default=[], help="with --from-project: params keys that may differ")
     args = parser.parse_args()
     if len(set(args.seeds)) < 2:
         parser.error("--seeds needs at least two different seeds")
+    if args.from_project and not args.names.endswith("-s"):
+        parser.error("--names must end in '-s' (experiments are named <names><seed>, e.g. alone-s0)")
     header = stamp()
     params = load_params(args.params)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        by_seed = run_seeds(params, sorted(set(args.seeds)), Path(args.work or tmp))
+    seeds = sorted(set(args.seeds))
+    if args.from_project:
+        by_seed, differ, seconds = read_seeds(params, seeds, Path(args.from_project), args.names, set(args.allow))
+        source = (f"The runs are the experiments `{args.names}<seed>` already made in a scratch project (not run "
+                  "again here); their params are these params but for the seeds, the gate's budgets"
+                  + "".join(f", `{k}` ({a!r} there, {b!r} here)" for k, (a, b) in differ.items()) + ".")
+    else:
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            by_seed = run_seeds(params, seeds, Path(args.work or tmp))
+        seconds, source = time.perf_counter() - t0, ""
     rows = summarise({s: by_seed[s] for s in sorted(by_seed)})
-    write_report(args.out, report(header, sorted(by_seed), rows, time.perf_counter() - t0), rows)
+    write_report(args.out, report(header, sorted(by_seed), rows, seconds, source), rows)
 
 
 if __name__ == "__main__":

@@ -285,3 +285,33 @@ def test_the_stamped_command_runs_as_printed(monkeypatch):
     assert shlex.split(line)[3:] == argv[1:]
     monkeypatch.setattr(sys, "argv", argv[:1])
     assert command() == "python -m bench.kd_gain"
+
+
+def test_seed_spread_from_project_reads_only_the_params_recipe(monkeypatch, tmp_path):
+    """`--from-project` takes experiments already run only when they are the params' recipe: seeds and the gate's
+    budgets may differ, an allowed key is reported with both values, any other key stops it naming the key."""
+    import bench.seed_spread as ss
+    from bench.dvc_project import flatten
+
+    params = {"distill": {"alpha": 0.0, "train": {"seed": 0, "min_steps": 1984}}, "teacher": {"train": {"seed": 0}},
+              "finetune": {"train": {"seed": 0}}, "calibrate": {"seed": 0}, "gate": {"min_map50": 0.5}}
+
+    def row(seed: int, **changes) -> dict:
+        flat = flatten(params)
+        flat.update({k: seed for k in ss.SEED_KEYS}, **{"gate.min_map50": 0.0, "distill.train.min_steps": 0}, **changes)
+        final = {"artifacts": {n: {"map50": 0.6 + seed / 100} for n in ss.ARTIFACTS}}
+        return {"name": f"alone-s{seed}", "params": flat, "metrics": {ss.EVALUATE: final,
+                                                                      "artifacts/distill/metrics.json": {"seconds": 60}}}
+
+    monkeypatch.setattr(ss, "exp_show", lambda project: [row(0), row(1), {**row(2), "name": "chain-s2"}])
+    by_seed, differ, seconds = ss.read_seeds(params, [0, 1], tmp_path, "alone-s", {"distill.train.min_steps"})
+    assert sorted(by_seed) == [0, 1] and differ == {"distill.train.min_steps": (0, 1984)} and seconds == 120
+    assert by_seed[1]["evaluate"]["artifacts"]["tflite_int8"]["map50"] == pytest.approx(0.61)
+    with pytest.raises(ValueError, match="distill.train.min_steps"):
+        ss.read_seeds(params, [0, 1], tmp_path, "alone-s", set())
+    monkeypatch.setattr(ss, "exp_show", lambda project: [row(0, **{"distill.alpha": 0.7}), row(1)])
+    with pytest.raises(ValueError, match=r"alone-s0 is not the params' recipe: distill.alpha \(0.7"):
+        ss.read_seeds(params, [0, 1], tmp_path, "alone-s", {"distill.train.min_steps"})
+    monkeypatch.setattr(ss, "exp_show", lambda project: [row(0), row(1)])
+    with pytest.raises(RuntimeError, match=r"seeds \[2\]"):
+        ss.read_seeds(params, [0, 1, 2], tmp_path, "alone-s", {"distill.train.min_steps"})

@@ -94,3 +94,41 @@ def test_tiny_comparison_runs_both_arms_the_alone_one_without_teacher(tmp_path):
     assert data["difference"]["diffs"] == [pytest.approx(chain["map50"] - alone["map50"])]
     text = out.read_text()
     assert "Command: `python -m bench.chain_vs_alone" in text and "| alone | 2 |" in text and "Chain minus alone" in text
+
+
+def test_neither_arm_inherits_the_other_recipe_from_the_workspace(monkeypatch, tmp_path):
+    """`dvc exp run -S` starts from the params the previous experiment left in the workspace: a chain run after an
+    alone one must still be the chain (it was not, once: seed 1's chain ran the alone recipe). Faked DVC with that
+    workspace behaviour; a kept experiment with the right params is not run again, one with wrong params is."""
+    import bench.chain_vs_alone as cva
+    from bench.dvc_project import flatten
+
+    base = {"teacher": {"variant": "leafyolo_s", "train": {"seed": 0}}, "calibrate": {"seed": 0},
+            "distill": {"alpha": 0.7, "train": {"epochs": 24, "seed": 0}}, "finetune": {"train": {"seed": 0}}}
+    workspace, experiments, calls = flatten(base), {}, []
+
+    def fake_run(cmd, project, timeout=0):
+        calls.append(cmd[:4])
+        if cmd[:3] == ["dvc", "exp", "remove"]:
+            experiments.pop(cmd[3])
+        else:
+            name, sets = cmd[4], cmd[6::2]
+            workspace.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in sets)})
+            experiments[name] = {"name": name, "params": dict(workspace),
+                                 "metrics": metrics(workspace["distill.alpha"], STAGE_SECONDS)}
+
+    monkeypatch.setattr(cva, "run", fake_run)
+    monkeypatch.setattr(cva, "exp_show", lambda project: list(experiments.values()))
+    alone = {"teacher.variant": "none", "distill.alpha": 0.0, "distill.train.epochs": 64}
+    runs = cva.run_experiments(tmp_path, base, alone, [0, 1])
+    for seed in (0, 1):
+        chain, solo = experiments[f"chain-s{seed}"]["params"], experiments[f"alone-s{seed}"]["params"]
+        assert (chain["teacher.variant"], chain["distill.alpha"], chain["distill.train.epochs"]) == ("leafyolo_s", 0.7, 24)
+        assert (solo["teacher.variant"], solo["distill.alpha"], solo["distill.train.epochs"]) == ("none", 0.0, 64)
+        assert all(chain[k] == seed and solo[k] == seed for k in cva.SEED_KEYS)
+    assert runs["chain"][1]["map50"] == 0.7 and runs["alone"][1]["map50"] == 0.0
+    experiments["chain-s1"]["params"]["distill.alpha"] = 0.0  # a run made by the old code: made again
+    calls.clear()
+    cva.run_experiments(tmp_path, base, alone, [0, 1])
+    assert calls == [["dvc", "exp", "remove", "chain-s1"], ["dvc", "exp", "run", "-n"]]
+    assert experiments["chain-s1"]["params"]["distill.alpha"] == 0.7
