@@ -13,12 +13,12 @@ import os
 import re
 from pathlib import Path
 
-from bench.stamp import HEAD_FIX, STAMP, older_than_head_fix
+from bench.stamp import STAMP, stale
 from pipeline.io.atomic import atomic_write_text
 
 ORDER = ("deploy_compare", "op_profile", "quant_granularity", "tflite_bytes", "tflm_arena", "web_latency",
-         "accuracy_compare", "train_throughput", "kd_gain", "kd_gain_bccd", "seed_spread", "pipeline_sweep", "lock_compare",
-         "lock_compare_cpu", "fuzz", "faults", "queue_runs", "kernel_pins")
+         "accuracy_compare", "train_throughput", "kd_gain", "kd_gain_bccd", "chain_vs_alone", "seed_spread",
+         "pipeline_sweep", "lock_compare", "lock_compare_cpu", "fuzz", "faults", "queue_runs", "kernel_pins")
 STUDIES_INDEX = Path(__file__).resolve().parents[1] / "docs" / "studies" / "README.md"
 
 
@@ -41,9 +41,10 @@ def collect(results: Path, out: Path) -> str:
     for path in reports:
         text = re.sub(r"^(#+) ", r"#\1 ", path.read_text().strip(), flags=re.M)  # each report one level down
         stamp = STAMP.search(text)
-        if stamp and older_than_head_fix(stamp["commit"]):
-            text = text.replace(stamp.group(0), stamp.group(0) + f"  \n**Measured on the model before its per-level "
-                                f"head BatchNorms ({HEAD_FIX}); not re-run yet.**", 1)
+        notes = stale(path.stem, stamp["commit"]) if stamp else []
+        if notes:
+            text = text.replace(stamp.group(0), stamp.group(0) + f"  \n**Measured on {' and '.join(notes)}; not "
+                                "re-run yet.**", 1)
         text = re.sub(r"!\[([^\]]*)\]\(([^)/]+\.png)\)", lambda m: f"![{m.group(1)}]({rel}/{m.group(2)})", text)
         parts += [text, ""]
     body = "\n".join(parts)
