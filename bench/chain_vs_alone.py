@@ -53,6 +53,11 @@ def check_alone(base: dict[str, Any], alone: dict[str, Any]) -> None:
     if bad:
         raise ValueError(f"--alone: {', '.join(bad)} would change more than the distill stage (use --set for both "
                          "runs)")
+    if base["teacher"]["variant"] == "none" or not base["distill"]["alpha"] > 0:
+        raise ValueError("the chain arm is the params' recipe, and it trains no teacher or does not distill "
+                         f"(teacher.variant {base['teacher']['variant']}, distill.alpha {base['distill']['alpha']}): "
+                         "--set the chain's teacher and distillation, e.g. 'teacher.variant=leafyolo_s distill.alpha=0.7 "
+                         "distill.train.epochs=24 distill.train.min_steps=744 distill.train.lr0=0.01'")
     recipe = apply_overrides(base, alone)
     if recipe["distill"]["alpha"] != 0 or recipe["teacher"]["variant"] != "none":
         raise ValueError("--alone must set teacher.variant=none and distill.alpha=0: the student-alone recipe trains "

@@ -42,6 +42,10 @@ def configs_from(base: dict[str, Any], common: dict[str, Any], arms: list[tuple[
     arm from those + its overrides; raises KeyError on a key params.yaml lacks, ValueError on an arm that does not
     distill or changes what must stay paired (the data, the student's variant and budget, the teacher)."""
     shared = apply_overrides(base, common)
+    if shared["teacher"]["variant"] == "none" or not shared["distill"]["alpha"] > 0:
+        raise ValueError(f"the params train no teacher or do not distill (teacher.variant {shared['teacher']['variant']}, "
+                         f"distill.alpha {shared['distill']['alpha']}; params.yaml's default since the student alone "
+                         "won bench.chain_vs_alone): add --set 'teacher.variant=leafyolo_s distill.alpha=0.7'")
     out = {TEACHER: shared, ALONE: apply_overrides(shared, {"distill.alpha": 0.0})}
     for name, overrides in arms:
         if name in (TEACHER, ALONE):

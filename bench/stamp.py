@@ -55,11 +55,31 @@ STAMP = re.compile(r"^commit (?P<commit>[0-9a-f]{7,40})[^\n]*?, (?P<cores>\d+) c
                    r"(?P<date>\d{4}-\d\d-\d\d)", re.M)  # the line stamp() writes: commit, cores (CPU), date
 
 
-def older_than_head_fix(commit: str) -> bool:
-    """Whether `commit` lacks HEAD_FIX (the model then had the old head): asked of git, False where it cannot say."""
-    proc = subprocess.run(["git", "merge-base", "--is-ancestor", HEAD_FIX, commit], cwd=REPO,
-                          capture_output=True)
+# The default trains the student alone (no teacher): reports of the default recipe's own runs from before it measured
+# the chain with a teacher.
+RECIPE_FIX = ""
+RECIPE_REPORTS = ("pipeline_sweep",)
+
+
+def older_than(fix: str, commit: str) -> bool:
+    """Whether `commit` lacks `fix`: asked of git, False where it cannot say (or no fix is set)."""
+    if not fix:
+        return False
+    proc = subprocess.run(["git", "merge-base", "--is-ancestor", fix, commit], cwd=REPO, capture_output=True)
     return proc.returncode == 1
+
+
+def older_than_head_fix(commit: str) -> bool:
+    """Whether `commit` lacks HEAD_FIX (the model then had the old head)."""
+    return older_than(HEAD_FIX, commit)
+
+
+def stale(name: str, commit: str) -> list[str]:
+    """What report `name`, made at `commit`, measured that the current code no longer makes (empty when current)."""
+    out = [f"the model before its per-level head BatchNorms ({HEAD_FIX})"] if older_than_head_fix(commit) else []
+    if name in RECIPE_REPORTS and older_than(RECIPE_FIX, commit):
+        out.append(f"the default chain with a teacher, before the student-alone default ({RECIPE_FIX})")
+    return out
 
 
 def stamp() -> str:

@@ -132,3 +132,16 @@ def test_neither_arm_inherits_the_other_recipe_from_the_workspace(monkeypatch, t
     cva.run_experiments(tmp_path, base, alone, [0, 1])
     assert calls == [["dvc", "exp", "remove", "chain-s1"], ["dvc", "exp", "run", "-n"]]
     assert experiments["chain-s1"]["params"]["distill.alpha"] == 0.7
+
+
+def test_params_that_train_no_teacher_have_no_chain_arm_and_the_error_says_what_to_set():
+    """params.yaml's default trains the student alone; both benches then need the chain's teacher --set."""
+    from bench.kd_gain import configs_from
+
+    plain = {**TINY, "teacher": {**TINY["teacher"], "variant": "none"}, "distill": {**TINY["distill"], "alpha": 0.0}}
+    with pytest.raises(ValueError, match="trains no teacher.*--set.*teacher.variant=leafyolo_s distill.alpha=0.7"):
+        check_alone(plain, NONE)
+    with pytest.raises(ValueError, match="--set 'teacher.variant=leafyolo_s distill.alpha=0.7'"):
+        configs_from(plain, {}, [("distilled", {})])
+    assert set(configs_from(plain, {"teacher.variant": "leafyolo_s", "distill.alpha": 0.7}, [("distilled", {})])) == {
+        "teacher", "alone", "distilled"}

@@ -70,3 +70,13 @@ def test_a_chain_without_teacher_trains_the_student_alone(tiny_chain, tmp_path):
     assert proc.returncode != 0 and "teacher.variant is 'none'" in proc.stderr and "distill.alpha is 0.7" in proc.stderr
     assert "training leafyolo_u" not in proc.stdout
     assert (work / "artifacts/distill/model.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("alpha, label", [(0.0, "student, trained alone"), (0.7, "student, distilled")])
+def test_the_results_table_says_whether_the_student_was_distilled(tmp_path, alpha, label):
+    from pipeline.evaluate.results import artifact_rows
+
+    for stage, body in (("evaluate", {"artifacts": {"distill": {"map50": 0.5}}}), ("distill", {"alpha": alpha})):
+        (tmp_path / "artifacts" / stage).mkdir(parents=True)
+        (tmp_path / "artifacts" / stage / "metrics.json").write_text(json.dumps(body))
+    assert artifact_rows(tmp_path)[0]["label"].startswith(label)

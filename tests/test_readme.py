@@ -10,7 +10,7 @@ import yaml
 
 from bench.readme import BLOCK, documents, hand_typed, render, stale_blocks
 from tests.simple_data import write_simple_dataset
-from tests.stage_runner import REPO, run_stage, write_params
+from tests.stage_runner import REPO, merge, run_stage, write_params
 
 README = REPO / "README.md"
 
@@ -55,10 +55,14 @@ def test_every_link_into_the_repository_exists():
                 assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
 
 
-def full_scale_overrides(data_yaml, data_root) -> dict:
-    """The README's GPU command as params overrides, its example paths replaced by a dataset made here."""
-    block = re.search(r"```bash\n(.*?)```", section(README.read_text(), "Full scale on a GPU"), re.S).group(1)
+def full_scale_overrides(data_yaml, data_root, teacher: bool = False) -> dict:
+    """The README's GPU command as params overrides, its example paths replaced by a dataset made here; with
+    `teacher`, plus the flags its "With a teacher, add" line gives."""
+    text = section(README.read_text(), "Full scale on a GPU")
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
     argv = shlex.split(block.replace("\\\n", " "))
+    if teacher:
+        argv += shlex.split(re.search(r"With a teacher, add `([^`]*)`", text).group(1))
     assert argv[:3] == ["dvc", "exp", "run"]
     overrides: dict = {}
     for flag, assignment in zip(argv[3::2], argv[4::2]):
@@ -77,11 +81,15 @@ def test_the_full_scale_command_passes_the_data_stage_checks(tmp_path):
     """The data stage parses every section and checks them against the data before any training: the README's GPU
     command, on a dataset of its own (the settings are only checked, nothing trains)."""
     data_yaml = write_simple_dataset(tmp_path / "my_data", n_images=6, imgsz=64)
-    overrides = full_scale_overrides(data_yaml, data_yaml.parent)
-    assert overrides["teacher"]["train"]["epochs"] == 300 and overrides["data"]["dep"] == str(data_yaml.parent)
-    write_params(tmp_path / "run", **overrides)
-    proc = run_stage("data", tmp_path / "run")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    for teacher in (False, True):  # on params.yaml's defaults (no teacher), and with the teacher line's flags
+        overrides = full_scale_overrides(data_yaml, data_yaml.parent, teacher)
+        assert overrides["distill"]["train"]["epochs"] == 300 and overrides["data"]["dep"] == str(data_yaml.parent)
+        assert overrides.get("teacher", {}).get("variant") == ("leafyolo_s" if teacher else None)
+        (tmp_path / "run").mkdir(exist_ok=True)
+        params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+        (tmp_path / "run" / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        proc = run_stage("data", tmp_path / "run")
+        assert proc.returncode == 0, proc.stderr[-3000:]
     del overrides["data"]["dep"]  # the mistake the README's command once had: the data stage names it
     write_params(tmp_path / "bad", **overrides)
     proc = run_stage("data", tmp_path / "bad")

@@ -37,7 +37,9 @@ def interval(figures: dict[str, Any], key: str = "map50") -> str:
 def artifact_rows(root: Path) -> list[dict[str, Any]]:
     """One row per evaluated artifact, in chain order: label, params, bytes, mAP50/mAP50-95 (+ interval), ms."""
     figures = read_metrics(root, "evaluate")["artifacts"]
-    return [{"name": name, "label": LABELS.get(name, name), **figures[name]} for name in LABELS if name in figures]
+    alone = (root / "artifacts" / "distill" / "metrics.json").is_file() and read_metrics(root, "distill").get("alpha", 1) == 0
+    labels = {**LABELS, "distill": "student, trained alone (torch FP32)"} if alone else LABELS
+    return [{"name": name, "label": labels[name], **figures[name]} for name in LABELS if name in figures]
 
 
 def micro_line(micro: dict[str, Any]) -> str:
