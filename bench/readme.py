@@ -74,7 +74,8 @@ def repro_time(root: Path) -> str:
     return (f"A cold `dvc repro` of the defaults took {sweep['cold']['wall'] / 60:.0f} minutes on "
             f"{machine['cores']} cores of an {machine['cpu']} (commit {machine['commit']}; training "
             f"{sum(seconds[s] for s in ('teacher', 'distill', 'finetune')):.0f} s, evaluation "
-            f"{seconds['evaluate']:.0f} s; `python -m bench.pipeline_sweep`).")
+            f"{seconds['evaluate']:.0f} s; `python -m bench.pipeline_sweep`"
+            + (f"; {stamp.split('; ', 1)[1]}" if "not re-run yet" in stamp else "") + ").")
 
 
 def results(root: Path) -> str:

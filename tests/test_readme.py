@@ -113,3 +113,18 @@ def test_reports_from_before_the_head_fix_are_marked():
     benchmarks = (REPO / "docs" / "benchmarks.md").read_text()
     assert "deploy_compare" in benchmarks and "before its per-level head BatchNorms" in benchmarks
     assert "not re-run yet" in section(README.read_text(), "Deploy")
+
+
+def test_default_run_reports_from_before_the_student_alone_default_are_marked():
+    """The sparsity sweep ran the chain with a teacher: until it is re-run, README and benchmarks say so."""
+    import subprocess
+
+    from bench.stamp import RECIPE_FIX, RECIPE_REPORTS, stale
+
+    if subprocess.run(["git", "cat-file", "-e", RECIPE_FIX], cwd=REPO, capture_output=True).returncode:
+        pytest.skip(f"this checkout's history does not reach {RECIPE_FIX}")
+    assert stale(RECIPE_REPORTS[0], "8baeb13") and not stale(RECIPE_REPORTS[0], RECIPE_FIX)
+    assert not stale("deploy_compare", "8baeb13")  # architecture reports do not depend on the training recipe
+    benchmarks = (REPO / "docs" / "benchmarks.md").read_text()
+    assert "before the student-alone default" in benchmarks
+    assert "before the student-alone default" in section(README.read_text(), "Compare trade-offs")
