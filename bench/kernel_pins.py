@@ -305,8 +305,8 @@ def kernel_name(func: Any, args: Any) -> str:
 
 
 def trace(data_yaml: Path, params: Path, ops: list[str]) -> dict[str, Any]:
-    """Child: the kernels of one teacher and one distill training step (params.yaml's sections, 4 images) and of
-    each op's probe."""
+    """Child: the kernels of one teacher and one distill training step (params.yaml's sections, 4 images; the distill
+    step alone where params.yaml trains no teacher) and of each op's probe."""
     import dataclasses
 
     import torch
@@ -326,13 +326,15 @@ def trace(data_yaml: Path, params: Path, ops: list[str]) -> dict[str, Any]:
     data = load_data_yaml(data_yaml)
     training: set[str] = set()
     with tempfile.TemporaryDirectory() as work:
-        for section in (teacher_p, distill_p):
+        # the teacher section trains nothing with teacher.variant 'none'; the distill step then trains alone
+        sections = (distill_p,) if teacher_p.none else (teacher_p, distill_p)
+        for section in sections:
             p = dataclasses.replace(section.train, epochs=1, min_steps=0, batch_size=4)
             images = Subset(YoloDataset(data.train, data.nc, p.imgsz, augment=p.augment, names=data.names, seed=0),
                             range(4))
             model = LeafYOLO(section.variant, data.nc, act=section.act, seed=p.seed)
             extra: dict[str, Any] = {}
-            if isinstance(section, DistillParams):
+            if isinstance(section, DistillParams) and not teacher_p.none and section.alpha > 0:
                 extra = {"teacher": LeafYOLO(teacher_p.variant, data.nc, act=teacher_p.act, seed=p.seed),
                          "distill": DistillWeights(section.alpha, section.temperature, section.cls_weight,
                                                    section.feat_weight)}

@@ -5,6 +5,7 @@ with every request outside file:// blocked."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,14 @@ def plot_paths() -> list[str]:
     return [next(iter(p)) if isinstance(p, dict) else p for s in stages for p in s.get("plots", [])]
 
 
+EMBED = re.compile(r"var spec = (.*?);\s*vegaEmbed\('#([^']+)'", re.S)  # dvc plots show's page: (spec, div id)
+
+
+def plot_id(rel: str) -> str:
+    """The div id `dvc plots show` gives a plot path."""
+    return re.sub(r"[^A-Za-z0-9]", "_", rel)
+
+
 def dvc_plots_page(project: Path) -> Path:
     """`dvc plots show` in a scratch git + DVC project holding this repo's dvc.yaml, params.yaml, .dvc/config, the
     template, web/node_modules (linked) and the plot files the repo has; the image plots drawn from its evaluate data."""
@@ -153,8 +162,12 @@ def test_dvc_plots_show_renders_offline_in_chromium(tmp_path):
     require(vega_installed, "dvc plots")
     page_file = dvc_plots_page(tmp_path / "project")
     html = page_file.read_text()
-    n_vega = html.count("vegaEmbed('#")
-    assert n_vega >= 2 and "cdn.jsdelivr" not in html and "https://" not in html.split("<body>")[0]
+    # DVC gives a declared plot without data (the teacher's, where teacher.variant is 'none') an empty spec
+    specs = dict((div, spec) for spec, div in EMBED.findall(html))
+    empty = sorted(div for div, spec in specs.items() if spec == "{}")
+    assert empty == sorted(plot_id(rel) for rel in plot_paths() if not (REPO / rel).exists() and rel[-4:] != ".png")
+    drawn = sorted(set(specs) - set(empty))
+    assert len(drawn) >= 2 and "cdn.jsdelivr" not in html and "https://" not in html.split("<body>")[0]
     blocked: list[str] = []
 
     def offline(route) -> None:
@@ -169,14 +182,15 @@ def test_dvc_plots_show_renders_offline_in_chromium(tmp_path):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_file.as_uri())
-        marks = "document.querySelectorAll('.vega-embed .marks')"  # vega's canvas or svg (not the menu's icon)
-        page.wait_for_function(f"{marks}.length >= {n_vega}", timeout=60_000)
-        painted = page.evaluate(f"""() => [...{marks}].map(el =>
+        # vega's canvas or svg (not the menu's icon) in each plot that has data
+        marks = " + ', ' + ".join(f"'#{div} .vega-embed .marks, #{div}.vega-embed .marks'" for div in drawn)
+        page.wait_for_function(f"document.querySelectorAll({marks}).length >= {len(drawn)}", timeout=60_000)
+        painted = page.evaluate(f"""() => [...document.querySelectorAll({marks})].map(el =>
             el.tagName === 'svg' ? el.querySelectorAll('path, text').length :
             el.getContext('2d').getImageData(0, 0, el.width, el.height).data.filter((v, i) => i % 4 === 3 && v > 0).length)""")
         images = page.evaluate("() => [...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])")
     assert not errors and not blocked, (errors, blocked)
-    assert len(painted) == n_vega and min(painted) > 0  # every chart drew something
+    assert len(painted) == len(drawn) and min(painted) > 0  # every chart with data drew something
     shown = {Path(src).name: width for src, width in images}
     assert any("predictions.png" in n for n in shown) and any("map_vs_size.png" in n for n in shown), shown
     assert min(shown.values()) > 0  # every image plot loaded
