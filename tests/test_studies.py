@@ -4,12 +4,14 @@ asserted)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from pipeline.io.model_loader import load_model
+from tests.stage_runner import run_stage, write_params
 from tests.test_bench import _bench, _run_bench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,8 +111,15 @@ def test_finetune_spread_repeats_the_stage_and_reports_the_spread(tmp_path):
     _run_bench([*args, "--stage-metrics", "", "--out", str(first)], timeout=600)
     runs = json.loads(first.with_suffix(".json").read_text())["runs"]
     assert [r["seed"] for r in runs] == [0, 1]
-    stage = tmp_path / "stage.json"
-    stage.write_text(json.dumps({"val/map50": runs[0]["map50"]}))
+    # the finetune stage itself (dvc.yaml's command, tiny params: seed 0) on the same checkpoint and data
+    work = tmp_path / "stage"
+    (work / "artifacts/prune").mkdir(parents=True)
+    shutil.copy(ckpt, work / "artifacts/prune/model.pt")
+    shutil.copytree(data.parent, work / "artifacts/data/dataset")
+    write_params(work)
+    proc = run_stage("finetune", work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stage = work / "artifacts/finetune/metrics.json"
     second = tmp_path / "second.md"
     _run_bench([*args, "--stage-metrics", str(stage), "--out", str(second)], timeout=600)
     report = json.loads(second.with_suffix(".json").read_text())
