@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import re
 import tempfile
 import time
@@ -102,6 +103,16 @@ def plot(points: list[dict[str, Any]], max_bytes: int, path: Path) -> None:
     tmp.replace(path)
 
 
+def training_throughput(ips: dict[str, float]) -> str:
+    """The cold run's training images/s, named by what the stages trained (no teacher: the distill stage trains
+    the student alone)."""
+    if math.isnan(ips["teacher"]):
+        return f"no teacher trained (`teacher.variant: none`), the student alone {ips['distill']:.1f}, " \
+               f"fine-tune {ips['finetune']:.1f}"
+    return (f"teacher {ips['teacher']:.1f}, distillation (student + frozen teacher) {ips['distill']:.1f}, "
+            f"fine-tune {ips['finetune']:.1f}")
+
+
 def report_lines(header: str, cold: dict[str, Any], incr: dict[str, Any], points: list[dict[str, Any]],
                  budgets: GateParams, png: Path) -> list[str]:
     lines = ["# Pipeline cost and compression trade-off (DVC experiments)", "", header, "",
@@ -112,15 +123,14 @@ def report_lines(header: str, cold: dict[str, Any], incr: dict[str, Any], points
              f"Incremental `dvc exp run -S prune.sparsity={INCREMENTAL}`: {incr['wall']:.0f} s, "
              f"re-ran {', '.join(incr['ran']) or 'nothing'}.", "",
              "| stage | cold repro (s) | after `-S prune.sparsity=0.4` (s) |", "|---|---:|---:|"]
+    whole = "not timed (reused)" if cold.get("reused") else f"{cold['wall']:.1f}"
     for s in STAGES:
         c, i = cold["seconds"].get(s), incr["seconds"].get(s) if s in incr["ran"] else None
         lines.append(f"| {s} | {c:.1f} | {f'{i:.1f}' if i is not None else 'cached'} |")
     lines += [f"| **sum of stages** | {sum(cold['seconds'].values()):.1f} | "
               f"{sum(v for k, v in incr['seconds'].items() if k in incr['ran']):.1f} |",
-              f"| whole command (incl. dvc and gate) | {cold['wall']:.1f} | {incr['wall']:.1f} |", "",
-              f"Training throughput (images/s, this CPU): teacher {cold['ips']['teacher']:.1f}, "
-              f"distillation (student + frozen teacher) {cold['ips']['distill']:.1f}, "
-              f"fine-tune {cold['ips']['finetune']:.1f}.", "",
+              f"| whole command (incl. dvc and gate) | {whole} | {incr['wall']:.1f} |", "",
+              f"Training throughput (images/s, this CPU): {training_throughput(cold['ips'])}.", "",
               "## Trade-off", "",
               f"![INT8 size vs mAP50]({png.name})", "",
               f"Gate column: the real budgets (size <= {budgets.max_bytes:,} B, mAP50 >= {budgets.min_map50}, "

@@ -42,14 +42,17 @@ HAND_TYPED = {
 }
 
 
+FINETUNE_SPREAD = "../../studies/results/finetune_spread_alone"  # the study's report, relative to bench/results
+
+
 def report(name: str) -> tuple[Any, str]:
-    """(figures, provenance) of bench/results/NAME: its JSON, and 'commit X, N cores (CPU), date' from its stamp,
-    marked when the commit predates the per-level head BatchNorms."""
+    """(figures, provenance) of bench/results/NAME (or a relative path from there): its JSON, and 'commit X, N cores
+    (CPU), date' from its stamp, marked when the commit predates a change that moves its figures (bench.stamp)."""
     md = (REPO / "bench" / "results" / f"{name}.md").read_text()
     stamp = STAMP.search(md)
     if stamp is None:
         raise ValueError(f"bench/results/{name}.md has no stamp line (commit, cores, CPU, date)")
-    notes = stale(name, stamp["commit"])
+    notes = stale(Path(name).name, stamp["commit"])
     return (json.loads((REPO / "bench" / "results" / f"{name}.json").read_text()),
             stamp.group(0) + (f"; {' and '.join(notes)}, not re-run yet" if notes else ""))
 
@@ -71,7 +74,8 @@ def repro_time(root: Path) -> str:
     sweep, stamp = report("pipeline_sweep")
     seconds = sweep["cold"]["seconds"]
     machine = STAMP.search(stamp)
-    return (f"A cold `dvc repro` of the defaults took {sweep['cold']['wall'] / 60:.0f} minutes on "
+    summed = " (the sum of its stages' own seconds)" if sweep["cold"].get("reused") else ""
+    return (f"A cold `dvc repro` of the defaults took {sweep['cold']['wall'] / 60:.0f} minutes{summed} on "
             f"{machine['cores']} cores of an {machine['cpu']} (commit {machine['commit']}; training "
             f"{sum(seconds[s] for s in ('teacher', 'distill', 'finetune')):.0f} s, evaluation "
             f"{seconds['evaluate']:.0f} s; `python -m bench.pipeline_sweep`"
@@ -89,13 +93,17 @@ def seed_spread(root: Path) -> str:
     rows, stamp = report("seed_spread")
     final = next(r for r in rows if r["artifact"] == "tflite_int8")
     floor = params()["gate"]["min_map50"]
-    return (f"Over seeds {'/'.join(str(i) for i in range(len(final['values'])))} the default chain's final INT8 "
+    tune, tune_stamp = report(FINETUNE_SPREAD)
+    return (f"Over seeds {'/'.join(str(i) for i in range(len(final['values'])))} the default recipe's final INT8 "
             f"mAP50 was {' / '.join(f'{v:.3f}' for v in final['values'])} (mean {final['mean']:.3f}, standard "
             f"deviation {final['std']:.3f}; `python -m bench.seed_spread`, {stamp}), while one run's interval over "
             f"the val images is ±{final['bootstrap_half_width']:.3f}. `gate.min_map50` is {floor}: the mean minus "
             f"{(final['mean'] - floor) / final['std']:.1f} standard deviations, so a run "
             f"{(1 - floor / final['mean']) * 100:.0f} % under the mean fails. Two single runs that differ by less "
-            f"than {1.96 * final['std'] * 2 ** 0.5:.2f} mAP50 are not told apart.")
+            f"than {1.96 * final['std'] * 2 ** 0.5:.2f} mAP50 are not told apart. A `dvc exp run` that changes "
+            f"pruning or a later stage reuses the trained student, so its noise is fine-tuning's alone: standard "
+            f"deviation {tune['std']:.4f} over seeds {'/'.join(str(r['seed']) for r in tune['runs'])} of one pruned "
+            f"model (`python -m studies.finetune_spread`, {tune_stamp}).")
 
 
 def chain_vs_alone(root: Path) -> str:
@@ -139,8 +147,8 @@ def deploy(root: Path) -> str:
     lines = ["| model | px | params | GFLOPs | INT8 TFLite bytes | x YOLOv8n size | LiteRT ms (1 thread) | "
              "x YOLOv8n time |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        if r["quant_type"] == "per-tensor" and r["model"] != "yolo11n":
-            lines.append(f"| {names.get(r['model'], r['model'])} | {r['imgsz']} | {r['params']:,} | {r['gflops']:.2f} | "
+        if r["quant_type"] == "per-tensor" and r["model"] in names and r["model"] != "yolo11n":
+            lines.append(f"| {names[r['model']]} | {r['imgsz']} | {r['params']:,} | {r['gflops']:.2f} | "
                          f"{r['tflite_bytes']:,} | {r['size_ratio']:.2f} | {r['tflite_int8_ms']:.1f} | "
                          f"{r['time_ratio']:.2f} |")
     return "\n".join(lines) + f"\n\n`python -m bench.deploy_compare`, {stamp}. {time_goes()}"

@@ -272,6 +272,16 @@ def test_pipeline_sweep_relaxes_every_gate_budget():
         relaxed_gate({**gate, "ratio": 2})
 
 
+def test_pipeline_sweep_names_what_the_stages_trained():
+    """No teacher trained (its metrics hold no throughput): the distill stage's figure is the student's alone."""
+    from bench.pipeline_sweep import training_throughput
+
+    alone = training_throughput({"teacher": float("nan"), "distill": 102.7, "finetune": 118.8})
+    assert "no teacher trained" in alone and "the student alone 102.7" in alone and "nan" not in alone
+    chain = training_throughput({"teacher": 80.0, "distill": 60.0, "finetune": 118.8})
+    assert "teacher 80.0" in chain and "student + frozen teacher) 60.0" in chain
+
+
 def test_the_stamped_command_runs_as_printed(monkeypatch):
     """An argument with spaces (`--set "a=1 b=2"`) is quoted, so the report's Command line can be pasted back."""
     import shlex
