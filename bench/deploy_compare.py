@@ -41,12 +41,13 @@ from pipeline.infer.latency import measure_latency
 from pipeline.io.jsonio import read_json, write_json
 from pipeline.model.leafyolo import LeafYOLO
 
-# name -> (kind, spec): "ours" spec = (variant, sparsity); "ultralytics" spec = model yaml
+# name -> (kind, spec): "ours" spec = (variant, sparsity, prune.round_to); "ultralytics" spec = model yaml
 MODELS: dict[str, tuple[str, Any]] = {
-    "leafyolo_u-p30": ("ours", ("leafyolo_u", 0.3)),
-    "leafyolo_u": ("ours", ("leafyolo_u", 0.0)),
-    "leafyolo_n": ("ours", ("leafyolo_n", 0.0)),
-    "leafyolo_s": ("ours", ("leafyolo_s", 0.0)),
+    "leafyolo_u-p30": ("ours", ("leafyolo_u", 0.3, 1)),
+    "leafyolo_u-p30-r8": ("ours", ("leafyolo_u", 0.3, 8)),
+    "leafyolo_u": ("ours", ("leafyolo_u", 0.0, 1)),
+    "leafyolo_n": ("ours", ("leafyolo_n", 0.0, 1)),
+    "leafyolo_s": ("ours", ("leafyolo_s", 0.0, 1)),
     "yolov8n": ("ultralytics", "yolov8n.yaml"),
     "yolo11n": ("ultralytics", "yolo11n.yaml"),
 }
@@ -65,11 +66,11 @@ def calibration_images(imgsz: int, n: int, work: Path) -> np.ndarray:
 def build_fp32(name: str, imgsz: int, nc: int, path: Path) -> dict[str, Any]:
     kind, spec = MODELS[name]
     if kind == "ours":
-        variant, sparsity = spec
+        variant, sparsity, round_to = spec
         torch.manual_seed(0)
         model = LeafYOLO(variant, nc).eval()
         if sparsity:
-            model = prune(model, sparsity, imgsz).model.eval()
+            model = prune(model, sparsity, imgsz, round_to=round_to).model.eval()
         export_onnx(model, path, imgsz)
         return {"params": sum(p.numel() for p in model.parameters()), "gflops": gflops(model, imgsz)}
     info = run_side(["export", "--cfg", spec, "--nc", str(nc), "--imgsz", str(imgsz), "--out", str(path)],
@@ -164,7 +165,8 @@ def main() -> None:
     lines = ["# Deployable size and speed vs Ultralytics", "", header, "",
              f"nc={args.nc}, random weights, {args.calib} generated calibration images; latency = median of "
              f"{args.runs} single-thread runs after {args.warmup} warm-up runs. `leafyolo_u-p30` is the deployable "
-             "architecture (leafyolo_u with 30% of its parameters pruned, as `prune.sparsity=0.3`). TFLite files "
+             "architecture (leafyolo_u with 30% of its parameters pruned, as `prune.sparsity=0.3`); `-r8`: pruned with "
+             "`prune.round_to=8` (every pruned group a multiple of 8 channels). TFLite files "
              "stripped as the `tflite` stage ships them; bytes per param: file bytes over the file's weight and bias "
              "values. Ratios: against "
              f"`{REFERENCE}` at the same input size and weight scales (< 1 = smaller / faster).", ""] + table(rows)
