@@ -42,18 +42,16 @@ HAND_TYPED = {
 }
 
 
-FINETUNE_SPREAD = "../../studies/results/finetune_spread_alone"  # the study's report, relative to bench/results
-
-
-def report(name: str) -> tuple[Any, str]:
-    """(figures, provenance) of bench/results/NAME (or a relative path from there): its JSON, and 'commit X, N cores
-    (CPU), date' from its stamp, marked when the commit predates a change that moves its figures (bench.stamp)."""
-    md = (REPO / "bench" / "results" / f"{name}.md").read_text()
+def report(name: str, results: str = "bench/results") -> tuple[Any, str]:
+    """(figures, provenance) of RESULTS/NAME (a bench report, or a study's with results="studies/results"): its JSON,
+    and 'commit X, N cores (CPU), date' from its stamp, marked when the commit predates a change that moves its
+    figures (bench.stamp)."""
+    md = (REPO / results / f"{name}.md").read_text()
     stamp = STAMP.search(md)
     if stamp is None:
-        raise ValueError(f"bench/results/{name}.md has no stamp line (commit, cores, CPU, date)")
-    notes = stale(Path(name).name, stamp["commit"])
-    return (json.loads((REPO / "bench" / "results" / f"{name}.json").read_text()),
+        raise ValueError(f"{results}/{name}.md has no stamp line (commit, cores, CPU, date)")
+    notes = stale(name, stamp["commit"])
+    return (json.loads((REPO / results / f"{name}.json").read_text()),
             stamp.group(0) + (f"; {' and '.join(notes)}, not re-run yet" if notes else ""))
 
 
@@ -93,7 +91,7 @@ def seed_spread(root: Path) -> str:
     rows, stamp = report("seed_spread")
     final = next(r for r in rows if r["artifact"] == "tflite_int8")
     floor = params()["gate"]["min_map50"]
-    tune, tune_stamp = report(FINETUNE_SPREAD)
+    tune, tune_stamp = report("finetune_spread_alone", "studies/results")
     return (f"Over seeds {'/'.join(str(i) for i in range(len(final['values'])))} the default recipe's final INT8 "
             f"mAP50 was {' / '.join(f'{v:.3f}' for v in final['values'])} (mean {final['mean']:.3f}, standard "
             f"deviation {final['std']:.3f}; `python -m bench.seed_spread`, {stamp}), while one run's interval over "
@@ -174,7 +172,7 @@ def time_goes() -> str:
 
 def arena(root: Path) -> str:
     rows, stamp = report("tflm_arena")
-    ours = {r["imgsz"]: r["arena_bytes"] for r in rows if r["model"].startswith("leafyolo")}
+    ours = {r["imgsz"]: r["arena_bytes"] for r in rows if r["model"] == "leafyolo_u-p30"}
     v8 = {r["imgsz"]: r["arena_bytes"] for r in rows if r["model"] == "yolov8n"}
     run = read_metrics(root, "evaluate")["tflm"]["arena_bytes"]
     sizes = " / ".join(str(s) for s in sorted(ours))
