@@ -190,7 +190,31 @@ def web(root: Path) -> str:
     return (f"The bundle is {bundle['bundle_bytes'] / 1e6:.1f} MB (most of it onnxruntime-web's wasm). In headless "
             f"Chromium the page takes " + " / ".join(f"{r['ratio']:.1f}x" for r in fp32) + " native onnxruntime's time "
             f"at {' / '.join(str(r['threads']) for r in fp32)} threads on the same file, and scores the same mAP50 as "
-            f"native ({acc['map50_web']:.3f} on {acc['images']} val images; `python -m bench.web_latency`, {stamp}).")
+            f"native ({acc['map50_web']:.3f} on {acc['images']} val images; `python -m bench.web_latency`, {stamp})."
+            + web_profile(data.get("profile")) + web_int8(data["latency"]))
+
+
+def web_int8(rows: list[dict]) -> str:
+    """The page's INT8 ONNX against its FP32 one at 1 thread ('' when the report has no INT8 row)."""
+    one = {r["model"]: r["web"]["median_ms"] for r in rows if r["threads"] == 1}
+    if "model_int8.onnx" not in one or "model_fp32.onnx" not in one:
+        return ""
+    return (f" The INT8 ONNX is {'slower' if one['model_int8.onnx'] > one['model_fp32.onnx'] else 'faster'} in the "
+            f"page than the FP32 one ({one['model_int8.onnx']:.1f} against {one['model_fp32.onnx']:.1f} ms at 1 "
+            "thread).")
+
+
+def web_profile(prof: dict | None) -> str:
+    """Where the page's time goes, from the report's per-kind kernel profile ('' when it has none)."""
+    if not prof:
+        return ""
+    web, nat = prof["web"], prof["native"]
+    total = sum(k["us"] for k in web.values())
+    convs = [k for k in ("1x1 conv", "depthwise conv", "full conv") if k in web and k in nat]
+    share = sum(web[k]["us"] for k in convs) / total
+    return (f" The gap is in onnxruntime's own kernels, not the page: convolutions are {share:.0%} of the page's "
+            f"kernel time, and " + ", ".join(f"{k}s run {web[k]['us'] / nat[k]['us']:.1f}x" for k in convs)
+            + " native's.")
 
 
 def bccd(root: Path) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 
 from bench.model_table import markdown, rows
@@ -227,8 +228,8 @@ def test_web_latency_times_the_page_and_native_onnxruntime_on_the_same_files(tmp
     export_onnx(LeafYOLO("leafyolo_u", nc=2), tmp_path / "fp32.onnx", 64, fp16_path=tmp_path / "fp16.onnx")
     out = tmp_path / "web.md"
     _run_bench(["bench.web_latency", "--models", str(tmp_path / "fp32.onnx"), str(tmp_path / "fp16.onnx"),
-                "--data", str(data), "--threads", "1", "2", "--runs", "3", "--warmup", "1", "--val-images", "2",
-                "--out", str(out)], timeout=600)
+                "--data", str(data), "--threads", "1", "2", "--runs", "3", "--warmup", "1", "--warmup-s", "0.2",
+                "--profile-runs", "3", "--val-images", "2", "--out", str(out)], timeout=600)
     report = json.loads(out.with_suffix(".json").read_text())
     rows = report["latency"]
     assert [(r["model"], r["threads"]) for r in rows] == [("fp32.onnx", 1), ("fp32.onnx", 2), ("fp16.onnx", 1),
@@ -238,8 +239,24 @@ def test_web_latency_times_the_page_and_native_onnxruntime_on_the_same_files(tmp
         assert r["ratio"] == pytest.approx(r["web"]["median_ms"] / r["native"]["median_ms"])
     for a in report["accuracy"]:
         assert a["images"] == 2 and 0 <= a["map50_web"] <= 1 and a["max_score_diff"] < 1e-3
+    # the first file profiled on both sides: every convolution of the graph once per side, grouped by shape
+    prof = report["profile"]
+    graph_convs = sum(n.op_type == "Conv" for n in onnx.load(tmp_path / "fp32.onnx").graph.node)
+    assert prof["model"] == "fp32.onnx" and prof["runs"] == 3
+    for side in ("web", "native"):
+        kinds = prof[side]
+        assert {"1x1 conv", "depthwise conv", "full conv"} <= set(kinds)
+        assert sum(kinds[k]["nodes"] for k in ("1x1 conv", "depthwise conv", "full conv")) == graph_convs
+        assert all(k["us"] > 0 for k in kinds.values())
     text = out.read_text()
     assert "Command: `python -m bench.web_latency" in text and "| `fp16.onnx` |" in text and "browser / native" in text
+    assert "| **all kernels** |" in text
+
+
+def test_web_latency_names_a_missing_model_before_starting_the_browser(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.web_latency", "--models", str(tmp_path / "none.onnx")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and f"{tmp_path / 'none.onnx'}: not found" in proc.stderr
 
 
 def test_fuzz_counts_every_kind_and_finds_nothing_unexplained(tmp_path):

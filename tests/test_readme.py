@@ -102,17 +102,22 @@ def test_sections_the_other_readme_tests_read_are_there(heading):
 
 
 def test_reports_from_before_the_head_fix_are_marked():
+    """A report made on the model before the head fix is marked in README and benchmarks as such, and only then."""
     import subprocess
 
-    from bench.stamp import HEAD_FIX, older_than_head_fix
+    from bench.stamp import HEAD_FIX, STAMP, older_than_head_fix
 
     if subprocess.run(["git", "cat-file", "-e", HEAD_FIX], cwd=REPO, capture_output=True).returncode:
         pytest.skip(f"this checkout's history does not reach {HEAD_FIX}")
     first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=REPO, capture_output=True, text=True)
     assert older_than_head_fix(first.stdout.split()[0]) and not older_than_head_fix(HEAD_FIX)
+    reports = sorted((REPO / "bench" / "results").glob("*.md"))
+    old = [p.stem for p in reports if older_than_head_fix(STAMP.search(p.read_text())["commit"])]
     benchmarks = (REPO / "docs" / "benchmarks.md").read_text()
-    assert "deploy_compare" in benchmarks and "before its per-level head BatchNorms" in benchmarks
-    assert "not re-run yet" in section(README.read_text(), "Deploy")
+    assert ("before its per-level head BatchNorms" in benchmarks) == bool(old), old
+    for name in ("web_latency", "tflm_arena", "deploy_compare"):  # the Deploy section's blocks
+        if name in old:
+            assert "not re-run yet" in section(README.read_text(), "Deploy"), name
 
 
 def test_default_run_reports_from_before_the_student_alone_default_are_marked():
