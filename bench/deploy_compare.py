@@ -70,7 +70,7 @@ def build_fp32(name: str, imgsz: int, nc: int, path: Path) -> dict[str, Any]:
         torch.manual_seed(0)
         model = LeafYOLO(variant, nc).eval()
         if sparsity:
-            model = prune(model, sparsity, imgsz, round_to=round_to if round_to > 1 else None).model.eval()  # as the stage
+            model = prune(model, sparsity, imgsz, round_to=round_to).model.eval()  # as the stage
         export_onnx(model, path, imgsz)
         return {"params": sum(p.numel() for p in model.parameters()), "gflops": gflops(model, imgsz)}
     info = run_side(["export", "--cfg", spec, "--nc", str(nc), "--imgsz", str(imgsz), "--out", str(path)],

@@ -27,16 +27,15 @@ def main() -> None:
     step(f"loading {args.model}")
     model, ckpt = load_model(args.model)
     extra = {}
-    round_to = p.round_to if p.round_to > 1 else None
     if p.target_bytes:
         fit = fit_for(model.variant, quant_type)  # fails now, before any search, for a variant without a bytes model
         step(f"pruning to a {p.target_bytes:,}-byte INT8 file ({quant_type} scales, {p.importance} importance)")
         result, predicted = prune_to_bytes(model, p.target_bytes, ckpt["imgsz"], fit, importance=p.importance,
-                                           round_to=round_to)
+                                           round_to=p.round_to)
         extra = {"target_bytes": p.target_bytes, "predicted_tflite_bytes": round(predicted)}
     else:
         step(f"pruning {p.sparsity:.0%} of the parameters ({p.importance} importance)")
-        result = prune(model, p.sparsity, ckpt["imgsz"], importance=p.importance, round_to=round_to)
+        result = prune(model, p.sparsity, ckpt["imgsz"], importance=p.importance, round_to=p.round_to)
     history = list(ckpt.get("pruning_history") or []) + list(result.pruning_history)
     save_checkpoint(args.out, result.model, ckpt["names"], ckpt["imgsz"], history)
     metrics = {"params_before": result.params_before, "params_after": result.params_after,

@@ -169,6 +169,17 @@ def test_l1_round_to_keeps_mode_and_batchnorm_stats():
         assert model.eval()(images())[1].shape == (2, N_ANCHORS, NC)
 
 
+def test_round_to_one_is_any_channel_count():
+    """`prune.round_to: 1` (params.yaml's default) prunes exactly as no rounding does: the library maps it to
+    torch-pruning's None, so the stage and bench scripts pass the key through unchanged."""
+    def state(round_to):
+        return prune(fresh_model().eval(), 0.3, IMGSZ, round_to=round_to, verbose=False).model.state_dict()
+
+    one, none = state(1), state(None)
+    assert one.keys() == none.keys()
+    assert all(torch.equal(one[k], none[k]) for k in one)
+
+
 def test_pruning_a_pruned_checkpoint_appends_history(tmp_path):
     first = pruned(0.3)
     save_checkpoint(tmp_path / "a.pt", first.model, ["a", "b", "c"], IMGSZ, pruning_history=first.pruning_history)

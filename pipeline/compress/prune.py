@@ -69,7 +69,8 @@ def prune(model: nn.Module, sparsity: float, imgsz: int, importance: str = "l2",
         predicted size of the INT8 file.
     importance: "l2" or "l1" norm of each channel's weights across its coupled group (torch-pruning's
         MagnitudeImportance).
-    round_to: keep every pruned group's channel count a multiple of this (coarser steps, may miss `tol`).
+    round_to: keep every pruned group's channel count a multiple of this (coarser steps, may miss `tol`); None or
+        1: any count.
     tol: the achieved parameter fraction must be within this of `sparsity` (ValueError otherwise).
     verbose: print one numbered line per search trial (each trial prunes a deep copy, ~1 s for leafyolo_u).
     The head's output convs (`head.cls_pred`, `head.box_pred`) keep their output channels.
@@ -170,7 +171,8 @@ def _prune_in_place(model: nn.Module, ratio: float, importance: str, round_to: i
         pruner = tp.pruner.BasePruner(
             model, x, tp.importance.MagnitudeImportance(p=1 if importance == "l1" else 2),
             global_pruning=False, pruning_ratio=ratio,
-            ignored_layers=[model.head.cls_pred, model.head.box_pred], round_to=round_to,
+            ignored_layers=[model.head.cls_pred, model.head.box_pred],
+            round_to=round_to if round_to and round_to > 1 else None,  # 1: any count, torch-pruning's None
             # fresh dicts: torch-pruning's defaults are shared mutable dicts that would keep every copy alive
             in_channel_groups={}, out_channel_groups={}, num_heads={},
         )
