@@ -84,6 +84,78 @@ def test_graph_prep_is_exact(converted):
         np.testing.assert_allclose(b[name], a[name], rtol=1e-6, atol=1e-5)
 
 
+def _widened(model: onnx.ModelProto) -> list[str]:
+    """The convolutions graph_prep's rewrite 4 gives a wider kernel."""
+    before = {n.name: [list(a.ints) for a in n.attribute if a.name == "kernel_shape"] for n in model.graph.node}
+    return [n.name for n in prepare_for_onnx2tf(model).graph.node if n.op_type == "Conv"
+            and [list(a.ints) for a in n.attribute if a.name == "kernel_shape"] != before[n.name]]
+
+
+def test_the_pad_that_set_the_arena_is_gone_and_only_it(converted):
+    """The stride-4 expansion's depthwise convolution (its padded input copy was the largest pair of activations
+    any op held) converts with no PAD; the other stride-2 convolutions keep theirs (a wider kernel is slower)."""
+    from pipeline.export.tflite_size import op_counts
+
+    info, d, _ = converted
+    source = onnx.load(str(d / "model.onnx"))
+    strided = sum(1 for n in source.graph.node if n.op_type == "Conv"
+                  and any(a.name == "strides" and list(a.ints) == [2, 2] for a in n.attribute))
+    assert _widened(source) == ["/backbone/stage3/stage3.0/dw/dw.0/Conv"]
+    assert op_counts(info["path"]).get("PAD", 0) == strided - 1 > 0
+
+
+def _strided_conv(size: int, k: int = 3, group: int = 1, pads: int | None = None) -> onnx.ModelProto:
+    """images [1, 4, size, size] -> one stride-2 k x k Conv (4 -> 6 channels, or depthwise with group 4)."""
+    rng = np.random.default_rng(k)
+    cout = 4 if group == 4 else 6
+    w = helper.make_tensor("w", TensorProto.FLOAT, [cout, 4 // group, k, k], rng.standard_normal((cout, 4 // group, k, k))
+                           .astype(np.float32).ravel())
+    b = helper.make_tensor("b", TensorProto.FLOAT, [cout], rng.standard_normal(cout).astype(np.float32))
+    p = k // 2 if pads is None else pads
+    node = helper.make_node("Conv", ["images", "w", "b"], ["y"], kernel_shape=[k, k], strides=[2, 2], pads=[p] * 4,
+                            group=group, name="strided")
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 4, size, size])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    return helper.make_model(helper.make_graph([node], "g", [x], [y], [w, b]), ir_version=8,
+                             opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("k, group", [(3, 1), (3, 4), (5, 1)])
+def test_stride2_padding_becomes_a_wider_kernel_with_the_same_outputs(k, group):
+    model = _strided_conv(16, k, group)
+    prepared = prepare_for_onnx2tf(model)
+    (conv,) = prepared.graph.node
+    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+    assert attrs["kernel_shape"] == [k + 1, k + 1] and attrs["pads"] == [k // 2] * 4
+    w = onnx.numpy_helper.to_array(next(i for i in prepared.graph.initializer if i.name == conv.input[1]))
+    assert not w[:, :, k, :].any() and not w[:, :, :, k].any()  # the added taps are zeros
+    x = np.random.default_rng(1).random((2, 4, 16, 16), np.float32)
+    a, b = run_onnx(model, x), run_onnx(prepared, x)
+    assert a["y"].shape == (2, 6 if group == 1 else 4, 8, 8)
+    np.testing.assert_array_equal(b["y"], a["y"])
+
+
+def test_a_strided_conv_whose_pad_is_not_the_peak_keeps_its_kernel():
+    """A 1x1 convolution after it holds more activations than the PAD would (48 channels out of 4): no rewrite."""
+    model = _strided_conv(16)
+    w = helper.make_tensor("w2", TensorProto.FLOAT, [48, 6, 1, 1], np.ones(48 * 6, np.float32))
+    model.graph.initializer.append(w)
+    model.graph.node.append(helper.make_node("Conv", ["y", "w2"], ["z"], kernel_shape=[1, 1], name="pointwise"))
+    model.graph.output[0].name = "z"
+    assert _widened(model) == []
+    del model.graph.node[1]
+    model.graph.output[0].name = "y"
+    assert _widened(model) == ["strided"]
+
+
+@pytest.mark.parametrize("size, pads", [(15, None), (16, 0), (16, 2)])
+def test_stride2_rewrite_leaves_odd_inputs_and_other_padding_alone(size, pads):
+    """An odd input (the bottom padding row is read) or padding other than k // 2 would change the outputs."""
+    prepared = prepare_for_onnx2tf(_strided_conv(size, 3, 1, pads))
+    (conv,) = prepared.graph.node
+    assert [list(a.ints) for a in conv.attribute if a.name == "kernel_shape"] == [[3, 3]]
+
+
 def _unsupported_model(path):
     """Valid ONNX (checker passes) with an op onnx2tf 1.28 does not implement (LpPool)."""
     x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMGSZ, IMGSZ])
@@ -119,7 +191,7 @@ def test_size_breakdown_accounts_for_every_byte(converted):
     from pipeline.export.tflite_size import FILTER_OPS, _op_names, size_breakdown
     from pipeline.io.tflite_file import read_model
 
-    info, _, _ = converted
+    info, d, _ = converted
     size = size_breakdown(info["path"])
     assert sum(size["parts"].values()) == size["total"] == Path(info["path"]).stat().st_size
     assert size["parts"]["weights"] > size["parts"]["biases"] > 0 and size["parts"]["quantization"] > 0
@@ -127,8 +199,13 @@ def test_size_breakdown_accounts_for_every_byte(converted):
     assert sum(size["percent"].values()) == pytest.approx(100.0)
     # every conv call of the model is in the file with its weights and one bias per output channel (batch norms
     # folded; each head level calls the shared convs and output convs once), and `params` counts each tensor once
-    # where several operators read it (the converter keeps one tensor for the levels' identical output-conv weights)
+    # where several operators read it (the converter keeps one tensor for the levels' identical output-conv weights);
+    # the widened convolutions carry graph_prep's added zero taps
     weights, channels = conv_totals(make_model())
+    source = onnx.load(str(d / "model.onnx"))
+    init = {i.name: int(np.prod(i.dims)) for i in source.graph.initializer}
+    wide = {i.name: int(np.prod(i.dims)) for i in prepare_for_onnx2tf(source).graph.initializer}
+    weights += sum(wide[n.input[1]] - init[n.input[1]] for n in source.graph.node if n.name in _widened(source))
     model = read_model(info["path"])
     names, sg = _op_names(model), model.subgraphs[0]
     reads = [i for op in sg.operators if names[op.opcodeIndex] in FILTER_OPS for i in list(op.inputs)[1:3] if i >= 0]

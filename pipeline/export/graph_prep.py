@@ -12,6 +12,15 @@
    with the `6a*x + 6b` folded into the producing Conv when the Conv feeds only the gate. onnx2tf turns
    HardSigmoid into TFLite's RELU_0_TO_1, which TensorFlow Lite Micro has no kernel for; Clip(0, 6) becomes
    RELU6, which every runtime has and the converter fuses into the Conv.
+4. A stride-2 convolution with an odd k x k kernel, padded k // 2 on every side of an even input (PyTorch's
+   `padding=k // 2`), converts to an explicit PAD (a padded copy of its input) and a VALID convolution. Where
+   that PAD's input and output together are the largest activations any op of the graph holds at once, they
+   set TensorFlow Lite Micro's tensor arena; such a convolution instead gets a (k + 1) x (k + 1) kernel whose
+   last row and column are zeros, same pads. Its outputs are the same numbers (the added taps multiply zeros,
+   and the bottom and right padding the old kernel never reached is what they read), and the padding is now
+   TensorFlow's SAME for that kernel, so onnx2tf emits one CONV_2D / DEPTHWISE_CONV_2D with no PAD. Only
+   those convolutions: a wider kernel costs arithmetic (XNNPACK has no fast path for it), the rest keep
+   theirs.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ def prepare_for_onnx2tf(model: onnx.ModelProto) -> onnx.ModelProto:
     while _fold_one_scalar_mul(model.graph):
         pass
     _lower_hard_sigmoid(model.graph)
+    _pad_free_stride2(model)
     _drop_unused_initializers(model.graph)
     return model
 
@@ -167,3 +177,68 @@ def _affine_conv(graph: onnx.GraphProto, conv: onnx.NodeProto, inits: dict, scal
         conv.input[2] = b_name
     else:
         conv.input.append(b_name)
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """The shape of every tensor whose dimensions ONNX shape inference knows (recorded shapes are dropped first:
+    the rewrites above change some, e.g. scalars made [1])."""
+    bare = onnx.ModelProto.FromString(model.SerializeToString())
+    del bare.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(bare, strict_mode=True).graph
+    out = {}
+    for v in [*inferred.input, *inferred.value_info, *inferred.output]:
+        dims = v.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            out[v.name] = [d.dim_value for d in dims]
+    return out
+
+
+def widened_kernel(kernel: list[int], strides: list[int], pads: list[int], dilations: list[int],
+                   hw: list[int] | None) -> int | None:
+    """Rewrite 4's kernel size for a convolution of this geometry (pads as ONNX lists them, begins then ends), or
+    None where the rewrite does not apply (its outputs would change)."""
+    k = kernel[0]
+    if (len(kernel) != 2 or kernel[1] != k or k % 2 == 0 or list(strides) != [2, 2] or list(dilations) != [1, 1]
+            or list(pads) != [k // 2] * 4 or hw is None or hw[0] % 2 or hw[1] % 2):
+        return None
+    return k + 1
+
+
+def _pad_free_stride2(model: onnx.ModelProto) -> int:
+    """Rewrite 4 of the module docstring, in place; returns how many convolutions it changed."""
+    graph = model.graph
+    shapes, uses = _shapes(model), _consumers(graph)
+    inits = {i.name: i for i in graph.initializer}
+
+    def size(name: str) -> int:
+        return int(np.prod(shapes[name])) if name in shapes else 0
+
+    held, candidates = 0, []  # the most activation values one op holds at once; the convolutions that may change
+    for node in graph.node:
+        held = max(held, sum(size(i) for i in node.input if i and i not in inits) + sum(map(size, node.output)))
+        if node.op_type != "Conv" or node.input[1] not in inits or len(uses[node.input[1]]) != 1:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        w = numpy_helper.to_array(inits[node.input[1]])
+        shape = shapes.get(node.input[0])
+        if w.ndim != 4 or shape is None or len(shape) != 4 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET":
+            continue
+        pads = list(attrs.get("pads", [0] * 4))
+        wide = widened_kernel(list(w.shape[2:]), attrs.get("strides", [1, 1]), pads, attrs.get("dilations", [1, 1]),
+                              shape[2:])
+        if wide is not None:
+            padded = shape[1] * (shape[2] + pads[0] + pads[2]) * (shape[3] + pads[1] + pads[3])
+            candidates.append((size(node.input[0]) + padded, node, w, wide))
+    changed = 0
+    for pad_pair, conv, w, wide in candidates:
+        if pad_pair <= held:
+            continue
+        k = w.shape[2]
+        padded_w = np.zeros((*w.shape[:2], wide, wide), w.dtype)
+        padded_w[:, :, :k, :k] = w
+        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(padded_w, conv.input[1]))
+        for a in conv.attribute:
+            if a.name == "kernel_shape":
+                a.ints[:] = [wide, wide]
+        changed += 1
+    return changed
