@@ -60,6 +60,13 @@ STAMP = re.compile(r"^commit (?P<commit>[0-9a-f]{7,40})[^\n]*?, (?P<cores>\d+) c
 RECIPE_FIX = "8d5027e"
 RECIPE_REPORTS = ("pipeline_sweep",)
 
+# The TFLite conversion gives the convolution whose explicit PAD set the TFLM arena a wider kernel instead
+# (pipeline/export/graph_prep.py, rewrite 4): reports with INT8 TFLite bytes, arenas or LiteRT times from before it
+# measured files with that PAD.
+PAD_FIX = "0ab59ec"
+PAD_REPORTS = ("accuracy_compare", "chain_vs_alone", "deploy_compare", "op_profile", "pipeline_sweep",
+               "quant_granularity", "seed_spread", "tflm_arena")
+
 
 def older_than(fix: str, commit: str) -> bool:
     """Whether `commit` lacks `fix`: asked of git, False where it cannot say (or no fix is set)."""
@@ -79,6 +86,8 @@ def stale(name: str, commit: str) -> list[str]:
     out = [f"the model before its per-level head BatchNorms ({HEAD_FIX})"] if older_than_head_fix(commit) else []
     if name in RECIPE_REPORTS and older_than(RECIPE_FIX, commit):
         out.append(f"the default chain with a teacher, before the student-alone default ({RECIPE_FIX})")
+    if name in PAD_REPORTS and older_than(PAD_FIX, commit):
+        out.append(f"TFLite files with the explicit PAD that set the arena ({PAD_FIX})")
     return out
 
 

@@ -129,10 +129,30 @@ def test_default_run_reports_from_before_the_student_alone_default_are_marked():
 
     if subprocess.run(["git", "cat-file", "-e", RECIPE_FIX], cwd=REPO, capture_output=True).returncode:
         pytest.skip(f"this checkout's history does not reach {RECIPE_FIX}")
-    assert stale(RECIPE_REPORTS[0], "8baeb13") and not stale(RECIPE_REPORTS[0], RECIPE_FIX)
-    assert not stale("deploy_compare", "8baeb13")  # architecture reports do not depend on the training recipe
+    def recipe(name: str, commit: str) -> list[str]:
+        return [n for n in stale(name, commit) if "student-alone" in n]
+
+    assert recipe(RECIPE_REPORTS[0], "8baeb13") and not recipe(RECIPE_REPORTS[0], RECIPE_FIX)
+    assert not recipe("deploy_compare", "8baeb13")  # architecture reports do not depend on the training recipe
     marked = [name for name in RECIPE_REPORTS
-              if stale(name, STAMP.search((REPO / "bench" / "results" / f"{name}.md").read_text())["commit"])]
+              if recipe(name, STAMP.search((REPO / "bench" / "results" / f"{name}.md").read_text())["commit"])]
     benchmarks = (REPO / "docs" / "benchmarks.md").read_text()
     assert ("before the student-alone default" in benchmarks) == bool(marked), marked
     assert ("before the student-alone default" in section(README.read_text(), "Compare trade-offs")) == bool(marked)
+
+
+def test_reports_from_before_the_pad_rewrite_are_marked():
+    """Reports with TFLite bytes, arenas or LiteRT times made before graph_prep's rewrite 4 are marked stale, and only
+    those; reports of other things (web latency of ONNX files) are not."""
+    import subprocess
+
+    from bench.stamp import PAD_FIX, PAD_REPORTS, stale
+
+    if subprocess.run(["git", "cat-file", "-e", PAD_FIX], cwd=REPO, capture_output=True).returncode:
+        pytest.skip(f"this checkout's history does not reach {PAD_FIX}")
+    before = subprocess.run(["git", "rev-parse", "--short", f"{PAD_FIX}~1"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    assert any("explicit PAD" in n for n in stale("deploy_compare", before))
+    assert not any("explicit PAD" in n for n in stale("deploy_compare", PAD_FIX))
+    assert not any("explicit PAD" in n for n in stale("web_latency", before))
+    assert {"deploy_compare", "tflm_arena", "op_profile"} <= set(PAD_REPORTS)
