@@ -84,10 +84,10 @@ def test_graph_prep_is_exact(converted):
         np.testing.assert_allclose(b[name], a[name], rtol=1e-6, atol=1e-5)
 
 
-def _widened(model: onnx.ModelProto) -> list[str]:
+def _widened(model: onnx.ModelProto, widen: str = "peak") -> list[str]:
     """The convolutions graph_prep's rewrite 4 gives a wider kernel."""
     before = {n.name: [list(a.ints) for a in n.attribute if a.name == "kernel_shape"] for n in model.graph.node}
-    return [n.name for n in prepare_for_onnx2tf(model).graph.node if n.op_type == "Conv"
+    return [n.name for n in prepare_for_onnx2tf(model, widen).graph.node if n.op_type == "Conv"
             and [list(a.ints) for a in n.attribute if a.name == "kernel_shape"] != before[n.name]]
 
 
@@ -142,7 +142,9 @@ def test_a_strided_conv_whose_pad_is_not_the_peak_keeps_its_kernel():
     model.graph.initializer.append(w)
     model.graph.node.append(helper.make_node("Conv", ["y", "w2"], ["z"], kernel_shape=[1, 1], name="pointwise"))
     model.graph.output[0].name = "z"
-    assert _widened(model) == []
+    assert _widened(model) == [] and _widened(model, "all") == ["strided"]
+    with pytest.raises(ValueError, match="widen must be one of"):
+        prepare_for_onnx2tf(model, "every")
     del model.graph.node[1]
     model.graph.output[0].name = "y"
     assert _widened(model) == ["strided"]

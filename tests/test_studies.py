@@ -205,6 +205,9 @@ def test_tf_same_padding_swaps_every_stride2_conv_and_drops_the_pad_ops(tmp_path
     by_hand = F.conv2d(F.pad(y, (0, 1, 0, 1)), conv.weight, conv.bias, 2, 0, 1, conv.groups)
     assert torch.equal(conv(y), by_hand) and conv(y).shape[-1] == 8
     calib = calibration_images(64, 8, tmp_path)
-    same, pytorch = build("tf-same", 64, tmp_path / "s", calib), build("pytorch", 64, tmp_path / "p", calib)
-    assert same["pad_ops"] == 0 and same["swapped"] == swapped
+    same, pytorch = build("tf-same", 64, tmp_path / "s", calib), build("pad", 64, tmp_path / "p", calib)
+    assert same["pad_ops"] == 0 and same["swapped"] == swapped and same["widened"] == pytorch["widened"] == 0
     assert pytorch["pad_ops"] >= swapped and pytorch["ops"] - same["ops"] == pytorch["pad_ops"]
+    # the pipeline's exact way: the one convolution whose PAD set the arena widened, its PAD gone, the rest kept
+    peak = build("peak", 64, tmp_path / "k", calib)
+    assert peak["widened"] == 1 and peak["swapped"] == 0 and peak["pad_ops"] == pytorch["pad_ops"] - 1

@@ -32,14 +32,20 @@ from onnx import numpy_helper
 _ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"}
 
 
-def prepare_for_onnx2tf(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Return a rewritten copy of `model` (see the module docstring); outputs are mathematically unchanged."""
+WIDEN = ("peak", "all", "none")  # rewrite 4 on: the convolution whose PAD sets the arena, every one it applies to, none
+
+
+def prepare_for_onnx2tf(model: onnx.ModelProto, widen: str = "peak") -> onnx.ModelProto:
+    """Return a rewritten copy of `model` (see the module docstring); outputs are mathematically unchanged. `widen`:
+    which stride-2 convolutions rewrite 4 changes (WIDEN; the pipeline uses "peak", the others are for studies)."""
+    if widen not in WIDEN:
+        raise ValueError(f"widen must be one of {WIDEN}, got {widen!r}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _constants_to_initializers(model.graph)
     while _fold_one_scalar_mul(model.graph):
         pass
     _lower_hard_sigmoid(model.graph)
-    _pad_free_stride2(model)
+    _pad_free_stride2(model, widen)
     _drop_unused_initializers(model.graph)
     return model
 
@@ -204,8 +210,10 @@ def widened_kernel(kernel: list[int], strides: list[int], pads: list[int], dilat
     return k + 1
 
 
-def _pad_free_stride2(model: onnx.ModelProto) -> int:
+def _pad_free_stride2(model: onnx.ModelProto, widen: str = "peak") -> int:
     """Rewrite 4 of the module docstring, in place; returns how many convolutions it changed."""
+    if widen == "none":
+        return 0
     graph = model.graph
     shapes, uses = _shapes(model), _consumers(graph)
     inits = {i.name: i for i in graph.initializer}
@@ -231,7 +239,7 @@ def _pad_free_stride2(model: onnx.ModelProto) -> int:
             candidates.append((size(node.input[0]) + padded, node, w, wide))
     changed = 0
     for pad_pair, conv, w, wide in candidates:
-        if pad_pair <= held:
+        if pad_pair <= held and widen == "peak":
             continue
         k = w.shape[2]
         padded_w = np.zeros((*w.shape[:2], wide, wide), w.dtype)

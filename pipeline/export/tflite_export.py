@@ -117,7 +117,7 @@ def require_fp32(model, onnx_path: Path) -> None:
 
 @contextlib.contextmanager
 def onnx2tf_run(fp32_onnx: Path, model, images_nchw: np.ndarray, data_name: str, workdir: str | Path | None,
-                options: dict):
+                options: dict, widen: str = "peak"):
     """Convert `model` (loaded from `fp32_onnx`) with onnx2tf in a work folder; yield (work, saved_model folder).
 
     The folder gets onnx2tf's check sample (from `images_nchw`, so nothing is downloaded), the images as NHWC
@@ -133,7 +133,7 @@ def onnx2tf_run(fp32_onnx: Path, model, images_nchw: np.ndarray, data_name: str,
         np.save(work / SAMPLE_FILE, nhwc[:20])  # onnx2tf's own check data: read from cwd, never downloaded
         np.save(work / data_name, nhwc)
         source = work / "model.onnx"
-        save_onnx(prepare_for_onnx2tf(model), source)
+        save_onnx(prepare_for_onnx2tf(model, widen), source)
         yield work, _run_onnx2tf(fp32_onnx, source, work, work / data_name, options)
     finally:
         if tmp:
@@ -168,7 +168,7 @@ def compare_tflite(tflite_path: str | Path, onnx_path: str | Path, images: np.nd
 
 def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images: np.ndarray,
                        workdir: str | Path | None = None, out_path: str | Path | None = None,
-                       keep_float32: bool = True, quant_type: str = "per-tensor") -> dict:
+                       keep_float32: bool = True, quant_type: str = "per-tensor", widen: str = "peak") -> dict:
     """Convert the FP32 (simplified) ONNX to a full-INT8 TFLite at `out_path` (default
     `out_dir/model_int8.tflite`), calibrated on `calib_images` (float32 NCHW [n, 3, S, S] in [0, 1]).
 
@@ -177,8 +177,8 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
     failure raises ExportError and leaves existing files in `out_dir` untouched. With `keep_float32`,
     `model_float32.tflite` is kept beside it for debugging. `workdir`: keep onnx2tf's work files (saved_model,
     all .tflite variants, log) there; default a temporary folder that is removed. `quant_type`: one weight scale
-    per filter ("per-tensor") or per output channel ("per-channel"). Do not feed a QDQ (NNCF) ONNX: onnx2tf 1.x
-    cannot read it.
+    per filter ("per-tensor") or per output channel ("per-channel"). `widen`: graph_prep's rewrite 4 (studies only;
+    the pipeline keeps "peak"). Do not feed a QDQ (NNCF) ONNX: onnx2tf 1.x cannot read it.
 
     Returns {path, size_bytes, input: {name, shape, dtype, scale, zero_point, layout: "NHWC"},
     outputs: {boxes|scores: {position, name, shape, dtype, scale, zero_point, transposed, max_abs_diff,
@@ -199,7 +199,8 @@ def export_tflite_int8(fp32_onnx: str | Path, out_dir: str | Path, calib_images:
 
     from pipeline.infer.backends import TFLiteBackend
 
-    with onnx2tf_run(fp32_onnx, model, calib, "calibration_nhwc_float32.npy", workdir, options) as (work, tf_dir):
+    with onnx2tf_run(fp32_onnx, model, calib, "calibration_nhwc_float32.npy", workdir, options,
+                     widen) as (work, tf_dir):
         int8_file, f32_file = tf_dir / "model_full_integer_quant.tflite", tf_dir / "model_float32.tflite"
         if not int8_file.is_file():
             raise ExportError(f"onnx2tf produced no full-INT8 TFLite for {fp32_onnx}:\n"
