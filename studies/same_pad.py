@@ -72,14 +72,9 @@ def widened(onnx_path: Path, widen: str) -> int:
     """How many convolutions graph_prep's rewrite 4 gives a wider kernel."""
     import onnx
 
-    from pipeline.export.graph_prep import prepare_for_onnx2tf
+    from pipeline.export.graph_prep import widened_convs
 
-    def kernels(model: Any) -> list[list[int]]:
-        return [list(a.ints) for n in model.graph.node if n.op_type == "Conv" for a in n.attribute
-                if a.name == "kernel_shape"]
-
-    source = onnx.load(str(onnx_path))
-    return sum(a != b for a, b in zip(kernels(source), kernels(prepare_for_onnx2tf(source, widen)), strict=True))
+    return len(widened_convs(onnx.load(str(onnx_path)), widen))
 
 
 def build(way: str, imgsz: int, out: Path, calib) -> dict[str, Any]:

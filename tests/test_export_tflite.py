@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 from pipeline.compress.bytes_model import conv_totals
 from pipeline.export.common import ExportError
-from pipeline.export.graph_prep import prepare_for_onnx2tf
+from pipeline.export.graph_prep import prepare_for_onnx2tf, widened_convs
 from pipeline.export.onnx_export import run_onnx
 from pipeline.export.tflite_export import SAMPLE_FILE, export_tflite_int8
 from pipeline.infer.backends import TFLiteBackend, match_outputs
@@ -84,13 +84,6 @@ def test_graph_prep_is_exact(converted):
         np.testing.assert_allclose(b[name], a[name], rtol=1e-6, atol=1e-5)
 
 
-def _widened(model: onnx.ModelProto, widen: str = "peak") -> list[str]:
-    """The convolutions graph_prep's rewrite 4 gives a wider kernel."""
-    before = {n.name: [list(a.ints) for a in n.attribute if a.name == "kernel_shape"] for n in model.graph.node}
-    return [n.name for n in prepare_for_onnx2tf(model, widen).graph.node if n.op_type == "Conv"
-            and [list(a.ints) for a in n.attribute if a.name == "kernel_shape"] != before[n.name]]
-
-
 def test_the_pad_that_set_the_arena_is_gone_and_only_it(converted):
     """The stride-4 expansion's depthwise convolution (its padded input copy was the largest pair of activations
     any op held) converts with no PAD; the other stride-2 convolutions keep theirs (a wider kernel is slower)."""
@@ -100,7 +93,7 @@ def test_the_pad_that_set_the_arena_is_gone_and_only_it(converted):
     source = onnx.load(str(d / "model.onnx"))
     strided = sum(1 for n in source.graph.node if n.op_type == "Conv"
                   and any(a.name == "strides" and list(a.ints) == [2, 2] for a in n.attribute))
-    assert _widened(source) == ["/backbone/stage3/stage3.0/dw/dw.0/Conv"]
+    assert widened_convs(source) == ["/backbone/stage3/stage3.0/dw/dw.0/Conv"]
     assert op_counts(info["path"]).get("PAD", 0) == strided - 1 > 0
 
 
@@ -142,12 +135,12 @@ def test_a_strided_conv_whose_pad_is_not_the_peak_keeps_its_kernel():
     model.graph.initializer.append(w)
     model.graph.node.append(helper.make_node("Conv", ["y", "w2"], ["z"], kernel_shape=[1, 1], name="pointwise"))
     model.graph.output[0].name = "z"
-    assert _widened(model) == [] and _widened(model, "all") == ["strided"]
+    assert widened_convs(model) == [] and widened_convs(model, "all") == ["strided"]
     with pytest.raises(ValueError, match="widen must be one of"):
         prepare_for_onnx2tf(model, "every")
     del model.graph.node[1]
     model.graph.output[0].name = "y"
-    assert _widened(model) == ["strided"]
+    assert widened_convs(model) == ["strided"]
 
 
 @pytest.mark.parametrize("size, pads", [(15, None), (16, 0), (16, 2)])
@@ -207,7 +200,8 @@ def test_size_breakdown_accounts_for_every_byte(converted):
     source = onnx.load(str(d / "model.onnx"))
     init = {i.name: int(np.prod(i.dims)) for i in source.graph.initializer}
     wide = {i.name: int(np.prod(i.dims)) for i in prepare_for_onnx2tf(source).graph.initializer}
-    weights += sum(wide[n.input[1]] - init[n.input[1]] for n in source.graph.node if n.name in _widened(source))
+    changed = widened_convs(source)
+    weights += sum(wide[n.input[1]] - init[n.input[1]] for n in source.graph.node if n.name in changed)
     model = read_model(info["path"])
     names, sg = _op_names(model), model.subgraphs[0]
     reads = [i for op in sg.operators if names[op.opcodeIndex] in FILTER_OPS for i in list(op.inputs)[1:3] if i >= 0]

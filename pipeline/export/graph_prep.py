@@ -38,6 +38,15 @@ WIDEN = ("peak", "all", "none")  # rewrite 4 on: the convolution whose PAD sets 
 def prepare_for_onnx2tf(model: onnx.ModelProto, widen: str = "peak") -> onnx.ModelProto:
     """Return a rewritten copy of `model` (see the module docstring); outputs are mathematically unchanged. `widen`:
     which stride-2 convolutions rewrite 4 changes (WIDEN; the pipeline uses "peak", the others are for studies)."""
+    return _prepare(model, widen)[0]
+
+
+def widened_convs(model: onnx.ModelProto, widen: str = "peak") -> list[str]:
+    """The names of the convolutions rewrite 4 gives a wider kernel when `model` is prepared with `widen`."""
+    return _prepare(model, widen)[1]
+
+
+def _prepare(model: onnx.ModelProto, widen: str) -> tuple[onnx.ModelProto, list[str]]:
     if widen not in WIDEN:
         raise ValueError(f"widen must be one of {WIDEN}, got {widen!r}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
@@ -45,9 +54,9 @@ def prepare_for_onnx2tf(model: onnx.ModelProto, widen: str = "peak") -> onnx.Mod
     while _fold_one_scalar_mul(model.graph):
         pass
     _lower_hard_sigmoid(model.graph)
-    _pad_free_stride2(model, widen)
+    widened = _pad_free_stride2(model, widen)
     _drop_unused_initializers(model.graph)
-    return model
+    return model, widened
 
 
 def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -199,7 +208,7 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return out
 
 
-def widened_kernel(kernel: list[int], strides: list[int], pads: list[int], dilations: list[int],
+def _widened_kernel(kernel: list[int], strides: list[int], pads: list[int], dilations: list[int],
                    hw: list[int] | None) -> int | None:
     """Rewrite 4's kernel size for a convolution of this geometry (pads as ONNX lists them, begins then ends), or
     None where the rewrite does not apply (its outputs would change)."""
@@ -210,10 +219,10 @@ def widened_kernel(kernel: list[int], strides: list[int], pads: list[int], dilat
     return k + 1
 
 
-def _pad_free_stride2(model: onnx.ModelProto, widen: str = "peak") -> int:
-    """Rewrite 4 of the module docstring, in place; returns how many convolutions it changed."""
+def _pad_free_stride2(model: onnx.ModelProto, widen: str = "peak") -> list[str]:
+    """Rewrite 4 of the module docstring, in place; returns the names of the convolutions it changed."""
     if widen == "none":
-        return 0
+        return []
     graph = model.graph
     shapes, uses = _shapes(model), _consumers(graph)
     inits = {i.name: i for i in graph.initializer}
@@ -232,12 +241,12 @@ def _pad_free_stride2(model: onnx.ModelProto, widen: str = "peak") -> int:
         if w.ndim != 4 or shape is None or len(shape) != 4 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET":
             continue
         pads = list(attrs.get("pads", [0] * 4))
-        wide = widened_kernel(list(w.shape[2:]), attrs.get("strides", [1, 1]), pads, attrs.get("dilations", [1, 1]),
+        wide = _widened_kernel(list(w.shape[2:]), attrs.get("strides", [1, 1]), pads, attrs.get("dilations", [1, 1]),
                               shape[2:])
         if wide is not None:
             padded = shape[1] * (shape[2] + pads[0] + pads[2]) * (shape[3] + pads[1] + pads[3])
             candidates.append((size(node.input[0]) + padded, node, w, wide))
-    changed = 0
+    changed = []
     for pad_pair, conv, w, wide in candidates:
         if pad_pair <= held and widen == "peak":
             continue
@@ -248,5 +257,5 @@ def _pad_free_stride2(model: onnx.ModelProto, widen: str = "peak") -> int:
         for a in conv.attribute:
             if a.name == "kernel_shape":
                 a.ints[:] = [wide, wide]
-        changed += 1
+        changed.append(conv.name)
     return changed
