@@ -34,7 +34,7 @@ def train_teacher(tp: TeacherParams, data_yaml: str | Path, out: Path, work: Pat
     return train_model(teacher, data_yaml, tp.train, out, work / "t")
 
 
-def train_student(teacher: LeafYOLO, dp: DistillParams, pp: PruneParams, fp: FinetuneParams,
+def train_student(teacher: LeafYOLO | None, dp: DistillParams, pp: PruneParams, fp: FinetuneParams,
                   data_yaml: str | Path, work: Path) -> StudentRuns:
     """Distill `dp.variant` from `teacher`, prune it by `pp.sparsity` (from the saved checkpoint, as the prune stage
     does) and fine-tune it; checkpoints and resume files under `work`."""
@@ -50,7 +50,7 @@ def train_student(teacher: LeafYOLO, dp: DistillParams, pp: PruneParams, fp: Fin
     return StudentRuns(distill, pruned, finetune, seconds)
 
 
-def prune_and_finetune(distilled: Path, teacher: LeafYOLO, pp: PruneParams, fp: FinetuneParams,
+def prune_and_finetune(distilled: Path, teacher: LeafYOLO | None, pp: PruneParams, fp: FinetuneParams,
                        data_yaml: str | Path, work: Path) -> tuple[PruneResult, TrainResult, float]:
     """The prune and finetune stages from a saved distilled checkpoint (as the prune stage loads it); the
     fine-tuned checkpoint goes to `work`/finetune.pt. Returns the pruning, the finetune and its seconds."""

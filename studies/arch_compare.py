@@ -1,7 +1,7 @@
 """Fewer, wider layers (issue 13, item 3): student variants at leafyolo_u's parameter count with fewer convolutions,
-trained through the default chain (teacher -> distill -> prune -> finetune, the params.yaml recipe) on several
-datasets and seeds, against leafyolo_u; plus what each variant's deployable file costs (INT8 TFLite bytes per
-parameter and LiteRT latency, measured on this machine).
+trained through the params.yaml recipe (distill -> prune -> finetune, after a teacher per dataset and seed when the
+recipe distils) on several datasets and seeds, against leafyolo_u; plus what each variant's deployable file costs
+(INT8 TFLite bytes per parameter and LiteRT latency, measured on this machine).
 
 A candidate is kept only if its bytes per parameter and its latency are lower AND its final mAP50 is better or
 equal on every dataset: the 95 % interval of the paired seed difference lies above zero (better) or above
@@ -15,7 +15,8 @@ equal on every dataset: the 95 % interval of the paired seed difference lies abo
         [--out studies/results/arch_compare.md]
 
 A case is NAME:DATA:IMGSZ[:EPOCH_SCALE]; DATA `synthetic` generates the default dataset (params.yaml `data`) in the
-work folder; EPOCH_SCALE multiplies every stage's epochs (small datasets take fewer steps per epoch).
+work folder; EPOCH_SCALE multiplies every stage's epochs (small datasets take fewer steps per epoch). The faster
+candidates of studies/arch_latency.py (issue 26) are trainable here too: `--variants leafyolo_u leafyolo_u_s4`.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     fp = load_section(job["params"], "finetune", FinetuneParams)
     dp = dataclasses.replace(dp, variant=job["variant"], train=_train_params(dp, case, seed, job["workers"]))
     fp = dataclasses.replace(fp, train=_train_params(fp, case, seed, job["workers"]))
-    runs = train_student(load_model(job["teacher"])[0], dp, load_section(job["params"], "prune", PruneParams), fp,
-                         job["data_yaml"], work)
+    teacher = load_model(job["teacher"])[0] if job["teacher"] else None
+    runs = train_student(teacher, dp, load_section(job["params"], "prune", PruneParams), fp, job["data_yaml"], work)
     return {"params": runs.pruned.params_before, "params_pruned": runs.pruned.params_after,
             "distill_map50": runs.distill.metrics["val/map50"], "map50": runs.finetune.metrics["val/map50"],
             "map": runs.finetune.metrics["val/map"], "seconds": time.time() - t0,
@@ -121,19 +122,33 @@ def job_id(case: Case, seed: int, variant: str) -> str:
     return f"{case.key}/seed{seed}/{variant}"
 
 
+def needs_teacher(params: str) -> bool:
+    """Whether the recipe in `params` distils (a teacher per case and seed is trained first): `teacher.variant`
+    other than 'none' and `distill.alpha` or `finetune.alpha` above 0. The default recipe trains the student alone."""
+    from pipeline.config.params import load_section
+    from pipeline.config.stages import DistillParams, FinetuneParams, TeacherParams
+
+    variant = load_section(params, "teacher", TeacherParams).variant
+    alpha = max(load_section(params, "distill", DistillParams).alpha, load_section(params, "finetune", FinetuneParams).alpha)
+    return variant != "none" and alpha > 0
+
+
 def make_jobs(cases: list[Case], seeds: list[int], variants: list[str], work: Path, params: str,
-              data_yamls: dict[str, str], workers: int) -> list[dict[str, Any]]:
-    """Seed-major order, so a run cut short by --budget-s still has every variant of the first seeds."""
+              data_yamls: dict[str, str], workers: int, teacher: bool = True) -> list[dict[str, Any]]:
+    """Seed-major order, so a run cut short by --budget-s still has every variant of the first seeds. `teacher`
+    False (a recipe that does not distil): no teacher runs, every variant starts at once."""
     jobs = []
     for seed in seeds:
         for case in cases:
-            teacher = str(work / "teachers" / f"{case.key}-seed{seed}.pt")
-            base = {"case": dataclasses.asdict(case), "seed": seed, "params": params, "teacher": teacher,
+            ckpt = str(work / "teachers" / f"{case.key}-seed{seed}.pt") if teacher else None
+            base = {"case": dataclasses.asdict(case), "seed": seed, "params": params, "teacher": ckpt,
                     "data_yaml": data_yamls[case.data], "workers": workers}
-            jobs.append({**base, "id": job_id(case, seed, "teacher"), "variant": "teacher", "needs": None,
-                         "work": str(work / "runs" / case.key / f"seed{seed}" / "teacher")})
+            if teacher:
+                jobs.append({**base, "id": job_id(case, seed, "teacher"), "variant": "teacher", "needs": None,
+                             "work": str(work / "runs" / case.key / f"seed{seed}" / "teacher")})
             for v in variants:
-                jobs.append({**base, "id": job_id(case, seed, v), "variant": v, "needs": job_id(case, seed, "teacher"),
+                jobs.append({**base, "id": job_id(case, seed, v), "variant": v,
+                             "needs": job_id(case, seed, "teacher") if teacher else None,
                              "work": str(work / "runs" / case.key / f"seed{seed}" / v)})
     return jobs
 
@@ -204,7 +219,8 @@ def schedule(jobs: list[dict[str, Any]], results_path: Path, n_parallel: int, bu
                 continue
             pending.remove(job)
             Path(job["work"]).mkdir(parents=True, exist_ok=True)
-            Path(job["teacher"]).parent.mkdir(parents=True, exist_ok=True)
+            if job["teacher"]:
+                Path(job["teacher"]).parent.mkdir(parents=True, exist_ok=True)
             log = open(Path(job["work"]) / "log.txt", "w")
             proc = subprocess.Popen([sys.executable, "-m", "studies.arch_compare", "one", json.dumps(job)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -369,7 +385,10 @@ def report(results: dict[str, Any], deploy: dict[str, Any], variants: list[str],
 
 
 def main() -> None:
+    from studies.arch_latency import register_candidates as register_latency_candidates
+
     register_candidates()
+    register_latency_candidates()  # issue 26's faster candidates: train them here, e.g. --variants leafyolo_u_s4
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
@@ -411,8 +430,9 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         results = Path(args.results or work / "results.json").resolve()
         data_yamls = prepare_data(args.cases, args.params, work)
-        jobs = make_jobs(args.cases, args.seeds, args.variants, work, str(Path(args.params).resolve()), data_yamls,
-                         args.workers)
+        params = str(Path(args.params).resolve())
+        jobs = make_jobs(args.cases, args.seeds, args.variants, work, params, data_yamls, args.workers,
+                         teacher=needs_teacher(params))
         schedule(jobs, results, args.jobs, args.budget_s, args.threads)
         return
     from bench.stamp import stamp, write_report

@@ -124,3 +124,21 @@ def test_report_names_a_missing_results_file(tmp_path):
                           timeout=120)
     assert proc.returncode != 0 and f"--results {tmp_path / 'no.json'} is not a file" in proc.stderr
     assert not out.exists()
+
+
+def test_a_recipe_without_a_teacher_trains_the_variants_alone(tmp_path):
+    """The default recipe (teacher.variant none, alpha 0) schedules no teacher: each variant starts at once and
+    trains alone; issue 26's latency candidates are buildable here by name."""
+    from tests.stage_runner import write_params
+
+    alone = write_params(tmp_path, teacher={"variant": "none"}, distill={"alpha": 0.0}, finetune={"alpha": 0.0})
+    assert ac.needs_teacher(str(TINY)) and not ac.needs_teacher(str(alone))
+    cases = [ac.parse_case("default:synthetic:64")]
+    data = ac.prepare_data(cases, str(alone), tmp_path)
+    jobs = ac.make_jobs(cases, [0], [ac.BASELINE], tmp_path, str(alone), data, workers=0, teacher=False)
+    assert [(j["variant"], j["needs"], j["teacher"]) for j in jobs] == [(ac.BASELINE, None, None)]
+    results = ac.schedule(jobs, tmp_path / "r.json", n_parallel=1, budget_s=600, threads=1)
+    r = results[f"default@64/seed0/{ac.BASELINE}"]
+    assert r["status"] == "done", r.get("log_tail")
+    assert 0.0 <= r["map50"] <= 1.0 and r["params_pruned"] < r["params"]
+    assert not (tmp_path / "teachers").exists()

@@ -211,3 +211,36 @@ def test_tf_same_padding_swaps_every_stride2_conv_and_drops_the_pad_ops(tmp_path
     # the pipeline's exact way: the one convolution whose PAD set the arena widened, its PAD gone, the rest kept
     peak = build("peak", 64, tmp_path / "k", calib)
     assert peak["widened"] == 1 and peak["swapped"] == 0 and peak["pad_ops"] == pytorch["pad_ops"] - 1
+
+
+def test_arch_latency_candidates_remove_what_they_name():
+    """Each candidate is leafyolo_u with the named cost removed: `_s4` loses exactly the stride-4 inverted residual
+    (its three convs), `_e2` expands the downsampling residuals 2x, `_n64` narrows the neck and head; every one runs,
+    gives the baseline's output shapes with fewer parameters, and registering them leaves leafyolo_u as it was."""
+    from pipeline.model.blocks import InvertedResidualSE
+    from pipeline.model.leafyolo import LeafYOLO
+    from pipeline.model.variants import VARIANTS
+    from studies.arch_latency import CANDIDATES, register_candidates, round_ratios
+
+    saved = dict(VARIANTS)
+    try:
+        register_candidates()
+        register_candidates()  # idempotent
+        assert VARIANTS["leafyolo_u"] == saved["leafyolo_u"] and set(CANDIDATES) <= set(VARIANTS)
+        models = {n: LeafYOLO(n, 3).eval() for n in CANDIDATES}
+    finally:  # other tests see the library's variants only
+        VARIANTS.clear()
+        VARIANTS.update(saved)
+    x = torch.rand(1, 3, 64, 64)
+    convs = {n: sum(isinstance(m, torch.nn.Conv2d) for m in mod.modules()) for n, mod in models.items()}
+    params = {n: sum(p.numel() for p in mod.parameters()) for n, mod in models.items()}
+    shapes = {n: [t.shape for t in mod(x)] for n, mod in models.items()}
+    assert all(s == shapes["leafyolo_u"] for s in shapes.values())
+    assert all(params[n] < params["leafyolo_u"] for n in CANDIDATES if n != "leafyolo_u")
+    assert convs["leafyolo_u_s4"] == convs["leafyolo_u"] - 3 and len(models["leafyolo_u_s4"].backbone.stem) == 2
+    ir = [m for m in models["leafyolo_u_e2"].backbone.modules() if isinstance(m, InvertedResidualSE)]
+    assert [m.dw[0].out_channels / m.expand[0].in_channels for m in ir[1:]] == [2.0] * 3
+    assert models["leafyolo_u_n64"].head.cls_pred.in_channels == 64
+    assert round_ratios([2.0, 3.0], [4.0, 6.0]) == [0.5, 0.5]
+    with pytest.raises(ValueError, match="one reference time per round"):
+        round_ratios([1.0], [1.0, 2.0])

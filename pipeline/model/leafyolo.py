@@ -21,7 +21,7 @@ class LeafYOLO(nn.Module):
             raise ValueError(f"nc must be >= 1, got {nc}")
         self.variant, self.nc, self.act, self.strides = variant, nc, act, STRIDES
         with seeded(seed):
-            self.backbone = Backbone(spec.widths, spec.depths, act=act)
+            self.backbone = Backbone(spec.widths, spec.depths, act=act, stem_ir=spec.stem_ir, expand=spec.expand)
             self.neck = GhostPAN(self.backbone.out_channels, spec.neck_width, spec.neck_depth, act=act)
             self.head = SharedHead(spec.neck_width, nc, spec.head_depth, act=act)
 

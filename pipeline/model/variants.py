@@ -14,6 +14,8 @@ class VariantSpec:
     neck_width: int
     neck_depth: int
     head_depth: int
+    stem_ir: bool = True  # an inverted residual at stride 4 (the stem's last block; the costliest at 320 px+)
+    expand: float = 3.0  # expansion of the stride-8/16/32 inverted residuals
 
 
 VARIANTS: dict[str, VariantSpec] = {
