@@ -41,6 +41,12 @@ CANDIDATES: dict[str, tuple[VariantSpec, str]] = {
     "leafyolo_u_s4e2": (dataclasses.replace(_U, stem_ir=False, expand=2.0), "`_s4` and `_e2`"),
     "leafyolo_u_s4e2n64": (dataclasses.replace(_U, stem_ir=False, expand=2.0, neck_width=64),
                            "`_s4`, `_e2` and `_n64`"),
+    "leafyolo_u_s4e2h0": (dataclasses.replace(_U, stem_ir=False, expand=2.0, head_depth=0),
+                          "`_s4e2`, and the head's class and box branches taken out (its shared stem kept)"),
+    "leafyolo_u_s4e2g0": (dataclasses.replace(_U, depths=(0, 0, 0), neck_depth=0, stem_ir=False, expand=2.0),
+                          "`_s4e2`, and every Ghost bottleneck of the backbone and neck taken out"),
+    "leafyolo_u_s4e2g0h0": (dataclasses.replace(_U, depths=(0, 0, 0), neck_depth=0, head_depth=0, stem_ir=False,
+                                                expand=2.0), "`_s4e2g0` and `_s4e2h0`"),
 }
 
 
