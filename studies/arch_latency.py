@@ -47,6 +47,11 @@ CANDIDATES: dict[str, tuple[VariantSpec, str]] = {
                           "`_s4e2`, and every Ghost bottleneck of the backbone and neck taken out"),
     "leafyolo_u_s4e2g0h0": (dataclasses.replace(_U, depths=(0, 0, 0), neck_depth=0, head_depth=0, stem_ir=False,
                                                 expand=2.0), "`_s4e2g0` and `_s4e2h0`"),
+    "leafyolo_u_s4e2g0h0n64": (dataclasses.replace(_U, depths=(0, 0, 0), neck_depth=0, head_depth=0, stem_ir=False,
+                                                   expand=2.0, neck_width=64), "`_s4e2g0h0` and `_n64`"),
+    "leafyolo_u_s4e2g0h0w24": (dataclasses.replace(_U, widths=(16, 24, 64, 128, 224), depths=(0, 0, 0), neck_depth=0,
+                                                   head_depth=0, stem_ir=False, expand=2.0),
+                               "`_s4e2g0h0`, and 24 channels at stride 4, not 32"),
 }
 
 
@@ -95,18 +100,6 @@ def build(name: str, imgsz: int, calib, work: Path) -> dict[str, Any]:
     return {**info, "tflite": tflite}
 
 
-def latencies(files: dict[str, Path], imgsz: int, runs: int, rounds: int) -> dict[str, list[float]]:
-    from pipeline.infer.backends import TFLiteBackend
-    from pipeline.infer.latency import measure_latency
-
-    backends = {k: TFLiteBackend(f, num_threads=1) for k, f in files.items()}
-    out: dict[str, list[float]] = {k: [] for k in files}
-    for _ in range(rounds):  # alternate: drift on the machine reaches every file alike
-        for k, b in backends.items():
-            out[k].append(measure_latency(b, imgsz, runs=runs, warmup=3)["latency_ms_median"])
-    return out
-
-
 def round_ratios(ms: list[float], ref_ms: list[float]) -> list[float]:
     """Latency over the reference's, round by round (both measured in the same round)."""
     if len(ms) != len(ref_ms) or not ms:
@@ -143,6 +136,7 @@ def main() -> None:
     from bench.deploy_compare import calibration_images
     from bench.ultralytics_env import bench_python
     from pipeline.infer.tflm import min_arena_bytes
+    from studies.same_pad import latencies  # the files alternate, round by round
 
     header = stamp()
     bench_python()  # the YOLOv8n reference needs the bench environment: fail before converting anything
