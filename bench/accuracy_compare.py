@@ -131,13 +131,18 @@ def main() -> None:
         data = load_data_yaml(dataset / "data.yaml")
         val = YoloDataset(data.val, data.nc, imgsz, names=data.names)
         a = ours["artifacts"]
-        rows = [row(f"`{dp.variant}` chain: distilled from `{tp.variant}`, pruned, fine-tuned", ours["params"],
-                    f"teacher {ran['teacher'] or 'given'} + student {ran['distill']} + fine-tune {ran['finetune']}",
+        distils = dp.alpha > 0
+        how = f"distilled from `{tp.variant}`" if distils else "trained alone (no teacher)"
+        teacher = f"teacher {ran['teacher'] or 'given'} + " if distils else ""
+        rows = [row(f"`{dp.variant}` chain: {how}, pruned, fine-tuned", ours["params"],
+                    f"{teacher}student {ran['distill']} + fine-tune {ran['finetune']}",
                     ours["train_seconds"], a["finetune"], a["tflite_int8"], a["tflite_int8"]["size_bytes"])]
         for what, ul in ((f"{epochs} epochs (the student's)", by_epochs), ("our chain's training time", by_time)):
             rows.append(row(f"Ultralytics `{Path(args.cfg).stem}` from scratch, {what}", ul["params"], f"{ul['epochs']}",
                             ul["train_seconds"], score(OnnxBackend(ul["onnx"]), val, ep),
                             score(TFLiteBackend(ul["tflite"]["path"]), val, ep), ul["tflite"]["size_bytes"]))
+        for r in rows:  # what the README's sentence names beside the scores
+            r.update(imgsz=imgsz, val_images=len(val))
     lines = [f"# Accuracy per byte on `{args.data}`", "", stamp(), "",
              f"Image size {imgsz}, batch {dp.train.batch_size}, this CPU; mAP by the pipeline's evaluator "
              f"(pycocotools) on the same {len(val)} val images. FP32 = our fine-tuned torch model / Ultralytics' FP32 "

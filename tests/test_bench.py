@@ -121,6 +121,7 @@ def test_accuracy_compare_trains_both_and_evaluates_every_file(tmp_path):
             assert 0 <= r[key] <= 1
         assert 0 <= r["int8"]["map50_ci_low"] <= r["int8"]["map50_ci_high"] <= 1  # percentile: need not hold the estimate
         assert r["train_seconds"] > 0 and r["int8_map50_per_mb"] == pytest.approx(r["int8_map50"] / (r["int8_bytes"] / 1e6))
+        assert (r["imgsz"], r["val_images"]) == (64, 8)  # the README's sentence names both
     assert (tmp_path / "work/ultralytics_epochs/int8.tflite").is_file()
     assert (tmp_path / "work/ultralytics_time/int8.tflite").is_file()
     text = out.read_text()
