@@ -156,3 +156,20 @@ def test_reports_from_before_the_pad_rewrite_are_marked():
     assert not any("explicit PAD" in n for n in stale("deploy_compare", PAD_FIX))
     assert not any("explicit PAD" in n for n in stale("web_latency", before))
     assert {"deploy_compare", "tflm_arena", "op_profile"} <= set(PAD_REPORTS)
+
+
+def test_the_bccd_sentence_names_the_time_matched_peer_when_the_report_has_one(monkeypatch):
+    """Reports with a third row (YOLOv8n trained for our chain's time) say its score; the committed report's image
+    size and val count come from its text, not from the sentence."""
+    import json
+
+    import bench.readme as readme
+
+    rows = json.loads((REPO / "bench/results/accuracy_compare.json").read_text())[:2]
+    monkeypatch.setattr(readme, "report", lambda name: (rows, "STAMP"))
+    two = readme.bccd(REPO)
+    text = (REPO / "bench/results/accuracy_compare.md").read_text()
+    imgsz = re.search(r"Image size (\d+)", text)[1]
+    assert f"{imgsz} px" in two and "for as long" not in two
+    monkeypatch.setattr(readme, "report", lambda name: ([*rows, {**rows[1], "int8_map50": 0.4567}], "STAMP"))
+    assert "and 0.457 for as long" in readme.bccd(REPO)
