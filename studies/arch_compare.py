@@ -126,11 +126,11 @@ def needs_teacher(params: str) -> bool:
     """Whether the recipe in `params` distils (a teacher per case and seed is trained first): `teacher.variant`
     other than 'none' and `distill.alpha` or `finetune.alpha` above 0. The default recipe trains the student alone."""
     from pipeline.config.params import load_section
-    from pipeline.config.stages import DistillParams, FinetuneParams, TeacherParams
+    from pipeline.config.stages import NO_TEACHER, DistillParams, FinetuneParams, TeacherParams
 
     variant = load_section(params, "teacher", TeacherParams).variant
     alpha = max(load_section(params, "distill", DistillParams).alpha, load_section(params, "finetune", FinetuneParams).alpha)
-    return variant != "none" and alpha > 0
+    return variant != NO_TEACHER and alpha > 0
 
 
 def make_jobs(cases: list[Case], seeds: list[int], variants: list[str], work: Path, params: str,

@@ -56,48 +56,23 @@ CANDIDATES: dict[str, tuple[VariantSpec, str]] = {
 
 
 def register_candidates() -> None:
-    """Make the candidates buildable by name in this process only."""
+    """Make the candidates buildable by name in this process only: as variants, and as deploy_compare models pruned
+    as the default run prunes (`prune.sparsity` 0.3, `round_to` 1)."""
+    from bench.deploy_compare import MODELS
+
     for name, (spec, _) in CANDIDATES.items():
         if VARIANTS.setdefault(name, spec) != spec:
             raise ValueError(f"variant {name!r} is already registered with another spec")
+        MODELS.setdefault(name, ("ours", (name, SPARSITY, 1)))
 
 
 def build(name: str, imgsz: int, calib, work: Path) -> dict[str, Any]:
-    """FP32 ONNX -> stripped full-INT8 TFLite of `name` (a candidate, pruned as the default run prunes, or an
-    Ultralytics reference) in `work/name-imgsz/`, reused when already there."""
-    import torch
+    """`name` (a registered candidate, or an Ultralytics reference) through bench.tflm_arena's conversion: FP32 ONNX,
+    full-INT8 TFLite, stripped as the `tflite` stage ships it, in `work/name-imgsz/` (reused when already there)."""
+    from bench.tflm_arena import convert
 
-    from bench.deploy_compare import build_fp32
-    from bench.model_table import gflops
-    from pipeline.compress.prune import prune
-    from pipeline.export.onnx_export import export_onnx
-    from pipeline.export.tflite_export import export_tflite_int8
-    from pipeline.export.tflite_size import strip_tflite
-    from pipeline.io.jsonio import read_json, write_json
-    from pipeline.model.leafyolo import LeafYOLO
-
-    d = work / f"{name}-{imgsz}"
-    d.mkdir(parents=True, exist_ok=True)
-    onnx, tflite, meta = d / "fp32.onnx", d / "int8.tflite", d / "meta.json"
-    if tflite.is_file() and meta.is_file():
-        return {**read_json(meta), "tflite": tflite}
-    if name in CANDIDATES:
-        torch.manual_seed(0)
-        model = LeafYOLO(name, NC).eval()
-        params = sum(p.numel() for p in model.parameters())
-        model = prune(model, SPARSITY, imgsz).model.eval()  # as the stage, prune.round_to 1
-        export_onnx(model, onnx, imgsz)
-        info = {"params": params, "params_pruned": sum(p.numel() for p in model.parameters()),
-                "gflops": gflops(model, imgsz), "convs": sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())}
-    else:
-        ref = build_fp32(name, imgsz, NC, onnx)
-        info = {"params": ref["params"], "params_pruned": ref["params"], "gflops": ref["gflops"],
-                "convs": None}
-    export_tflite_int8(onnx, d, calib, out_path=tflite, keep_float32=False)
-    strip_tflite(tflite, tflite, calib[:8], micro=False)
-    info["bytes"] = tflite.stat().st_size
-    write_json(meta, info)
-    return {**info, "tflite": tflite}
+    out = convert(name, imgsz, NC, calib, work)
+    return {**out, "bytes": out["tflite"].stat().st_size}
 
 
 def round_ratios(ms: list[float], ref_ms: list[float]) -> list[float]:
@@ -114,7 +89,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         ratio = r["time_ratio"]
         arena = f"{r['arena_bytes']:,}" if r["arena_bytes"] else "-"
         lines.append(
-            f"| {r['imgsz']} | `{r['model']}` | {r['change']} | {r['params_pruned']:,} | {r['gflops']:.2f} | "
+            f"| {r['imgsz']} | `{r['model']}` | {r['change']} | {r['params']:,} | {r['gflops']:.2f} | "
             f"{r['bytes']:,} | {arena} | {statistics.median(r['latency_ms']):.2f} "
             f"({min(r['latency_ms']):.2f}-{max(r['latency_ms']):.2f}) | "
             f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f}) |")

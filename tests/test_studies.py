@@ -217,20 +217,23 @@ def test_arch_latency_candidates_remove_what_they_name():
     """Each candidate is leafyolo_u with the named cost removed: `_s4` loses exactly the stride-4 inverted residual
     (its three convs), `_e2` expands the downsampling residuals 2x, `_n64` narrows the neck and head; every one runs,
     gives the baseline's output shapes with fewer parameters, and registering them leaves leafyolo_u as it was."""
+    from bench.deploy_compare import MODELS
     from pipeline.model.blocks import InvertedResidualSE
     from pipeline.model.leafyolo import LeafYOLO
     from pipeline.model.variants import VARIANTS
     from studies.arch_latency import CANDIDATES, register_candidates, round_ratios
 
-    saved = dict(VARIANTS)
+    saved, saved_models = dict(VARIANTS), dict(MODELS)
     try:
         register_candidates()
         register_candidates()  # idempotent
         assert VARIANTS["leafyolo_u"] == saved["leafyolo_u"] and set(CANDIDATES) <= set(VARIANTS)
         models = {n: LeafYOLO(n, 3).eval() for n in CANDIDATES}
-    finally:  # other tests see the library's variants only
+    finally:  # other tests see the library's variants and deploy_compare's models only
         VARIANTS.clear()
         VARIANTS.update(saved)
+        MODELS.clear()
+        MODELS.update(saved_models)
     x = torch.rand(1, 3, 64, 64)
     convs = {n: sum(isinstance(m, torch.nn.Conv2d) for m in mod.modules()) for n, mod in models.items()}
     params = {n: sum(p.numel() for p in mod.parameters()) for n, mod in models.items()}
