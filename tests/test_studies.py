@@ -247,3 +247,14 @@ def test_arch_latency_candidates_remove_what_they_name():
     assert round_ratios([2.0, 3.0], [4.0, 6.0]) == [0.5, 0.5]
     with pytest.raises(ValueError, match="one reference time per round"):
         round_ratios([1.0], [1.0, 2.0])
+
+
+def test_arch_latency_refuses_bad_sizes_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.md"
+    proc = subprocess.run([sys.executable, "-m", "studies.arch_latency", "--sizes", "100", "--work", str(tmp_path / "w"),
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--sizes must be multiples of 32 >= 64" in proc.stderr
+    assert not out.exists() and not (tmp_path / "w").exists()
